@@ -1,0 +1,146 @@
+// Command pongcast serves exchange pongs from Redis to authenticated
+// WebSocket clients. See README.md for the settings and the protocol.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/config"
+	"github.com/pongcast/pongcast/hub"
+)
+
+// shutdownBudget is how long closing clients may take; with the HTTP
+// server's own drain it keeps the whole exit under the contract's 10 s.
+const shutdownBudget = 7 * time.Second
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil)
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole server: it returns when ctx ends (after a graceful
+// shutdown) or when it cannot start. started, if not nil, is called with
+// the listen address once the server accepts connections.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(addr string)) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	var dev *devEnv
+	if cfg.Dev {
+		if dev, err = startDev(cfg, log); err != nil {
+			return err
+		}
+		defer dev.Close()
+	}
+	verifier, err := auth.NewVerifier(auth.VerifierConfig{
+		HMACSecret:   cfg.JWTSecret,
+		PublicKeyPEM: cfg.JWTPublicKey,
+		Issuer:       cfg.JWTIssuer,
+		Audience:     cfg.JWTAudience,
+	})
+	if err != nil {
+		return fmt.Errorf("pongcast: %w", err)
+	}
+	srv, err := hub.NewServer(hub.Options{
+		Verifier:         verifier,
+		RedisURL:         cfg.RedisURL,
+		Channel:          cfg.Channel,
+		AllowedOrigins:   cfg.AllowedOrigins,
+		MaxMessageBytes:  cfg.MaxMessageBytes,
+		ClientRate:       cfg.ClientRate,
+		ClientBurst:      cfg.ClientBurst,
+		SendQueue:        cfg.SendQueue,
+		MaxSubscriptions: cfg.MaxSubscriptions,
+		WriteTimeout:     cfg.WriteTimeout,
+		PingInterval:     cfg.PingInterval,
+		Logger:           log,
+	})
+	if err != nil {
+		return fmt.Errorf("pongcast: %w", err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("pongcast: listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	feedDone := make(chan struct{})
+	go func() {
+		defer close(feedDone)
+		_ = srv.Run(feedCtx)
+	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	addr := ln.Addr().String()
+	log.Info("pongcast listening", "addr", addr, "channel", cfg.Channel, "algorithms", verifier.Algorithms(), "dev", cfg.Dev)
+	if dev != nil {
+		dev.printWelcome(stdout, addr, cfg)
+	}
+	if started != nil {
+		started(addr)
+	}
+
+	var result error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		result = fmt.Errorf("pongcast: serve: %w", err)
+	}
+
+	// Stop accepting, close every client with 1001, then stop the feed.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- httpSrv.Shutdown(shutdownCtx) }()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown incomplete", "error", err)
+	}
+	if err := <-httpDone; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", "error", err)
+	}
+	stopFeed()
+	<-feedDone
+	log.Info("stopped")
+	return result
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

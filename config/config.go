@@ -1,0 +1,280 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Defaults, as the contract gives them.
+const (
+	DefaultAddr             = ":2808"
+	DefaultDevHost          = "127.0.0.1"
+	DefaultRedisURL         = "redis://127.0.0.1:6379/0"
+	DefaultChannel          = "exchange:pong"
+	DefaultMaxMessageBytes  = 16384
+	DefaultClientRate       = 10.0
+	DefaultClientBurst      = 20
+	DefaultSendQueue        = 256
+	DefaultMaxSubscriptions = 100
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultPingInterval     = 25 * time.Second
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "text"
+)
+
+// subscriptionReplyBytesPerName is the most one exchange name adds to a
+// subscribed reply: 64 bytes, two quotes and a comma.
+const subscriptionReplyBytesPerName = 67
+
+// Config is the validated configuration of one pongcast server.
+type Config struct {
+	Addr     string
+	RedisURL string
+	// RedisURLSet reports whether the Redis URL was given explicitly; dev
+	// mode starts an embedded Redis only when it was not.
+	RedisURLSet bool
+	Channel     string
+
+	// JWTSecret is the HMAC key, read from PONGCAST_JWT_SECRET or the
+	// secret file. Empty when a public key is configured, or in dev mode
+	// before a secret is generated.
+	JWTSecret []byte
+	// JWTPublicKey is the PEM read from the public key file.
+	JWTPublicKey []byte
+	JWTIssuer    string
+	JWTAudience  string
+
+	// AllowedOrigins are path.Match patterns for browser Origins; empty
+	// means same origin only, and "*" any origin.
+	AllowedOrigins []string
+
+	MaxMessageBytes  int
+	ClientRate       float64
+	ClientBurst      int
+	SendQueue        int
+	MaxSubscriptions int
+	WriteTimeout     time.Duration
+	PingInterval     time.Duration
+
+	LogLevel  slog.Level
+	LogFormat string // "text" or "json"
+
+	Dev bool
+}
+
+// setting is one flag with its environment variable.
+type setting struct {
+	flag, env string
+}
+
+// Load reads settings from args (without the program name) and getenv, and
+// validates them. Usage and flag errors are written to output. It returns
+// flag.ErrHelp for -h/--help; other errors list every bad value, one per
+// line.
+func Load(args []string, getenv func(string) string, output io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("pongcast", flag.ContinueOnError)
+	fs.SetOutput(output)
+	var (
+		addr          = fs.String("addr", DefaultAddr, "listen `address` for WebSocket, health and metrics (env PONGCAST_ADDR)")
+		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, redis:// or rediss:// `URL` (env PONGCAST_REDIS_URL)")
+		channel       = fs.String("channel", DefaultChannel, "Redis Pub/Sub `channel` the connectors publish pongs to (env PONGCAST_CHANNEL)")
+		secretFile    = fs.String("jwt-secret-file", "", "`file` holding the HMAC secret for HS256/384/512 tokens (env PONGCAST_JWT_SECRET_FILE; or the secret itself in PONGCAST_JWT_SECRET)")
+		publicKeyFile = fs.String("jwt-public-key-file", "", "PEM `file` with the public key for RS256/ES256/EdDSA tokens (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
+		issuer        = fs.String("jwt-issuer", "", "required token iss, checked when set (env PONGCAST_JWT_ISSUER)")
+		audience      = fs.String("jwt-audience", "", "required token aud, checked when set (env PONGCAST_JWT_AUDIENCE)")
+		origins       = fs.String("allowed-origins", "", "comma-separated browser Origin host `patterns` (path.Match, e.g. app.example.com,*.example.com; * for any); empty: same origin only (env PONGCAST_ALLOWED_ORIGINS)")
+		maxBytes      = fs.Int("max-message-bytes", DefaultMaxMessageBytes, "cap on every message, both directions, in `bytes` (env PONGCAST_MAX_MESSAGE_BYTES)")
+		rate          = fs.Float64("client-rate", DefaultClientRate, "client messages per second allowed per connection (token bucket rate) (env PONGCAST_CLIENT_RATE)")
+		burst         = fs.Int("client-burst", DefaultClientBurst, "token bucket burst per connection (env PONGCAST_CLIENT_BURST)")
+		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer (env PONGCAST_SEND_QUEUE)")
+		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name (env PONGCAST_MAX_SUBSCRIPTIONS)")
+		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
+		pingInterval  = fs.Duration("ping-interval", DefaultPingInterval, "WebSocket keep-alive ping period; a client that does not answer within it is closed; 0 disables (env PONGCAST_PING_INTERVAL)")
+		logLevel      = fs.String("log-level", DefaultLogLevel, "debug, info, warn or error (env PONGCAST_LOG_LEVEL)")
+		logFormat     = fs.String("log-format", DefaultLogFormat, "text or json (env PONGCAST_LOG_FORMAT)")
+		dev           = fs.Bool("dev", false, "dev mode: listen on 127.0.0.1, embedded Redis unless --redis-url is given, random secret, print a token (env PONGCAST_DEV)")
+	)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pongcast [flags]\n\npongcast fans exchange pongs from Redis out to authenticated WebSocket clients.\nEvery flag has a PONGCAST_* environment variable; a flag wins over its variable.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("pongcast: unexpected argument %q (settings are flags: see --help)", fs.Arg(0))
+	}
+
+	// A flag given on the command line wins; otherwise its variable, if set,
+	// goes through the same parser as the flag would.
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	source := map[string]string{}
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := EnvName(f.Name)
+		source[f.Name] = "--" + f.Name
+		if explicit[f.Name] {
+			return
+		}
+		if v := getenv(env); v != "" {
+			source[f.Name] = env
+			explicit[f.Name] = true
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("pongcast: %s: invalid value %q", env, v))
+			}
+		}
+	})
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("pongcast: %s: "+format, append([]any{source[name]}, args...)...))
+	}
+
+	cfg := &Config{
+		Addr:             *addr,
+		RedisURL:         *redisURL,
+		RedisURLSet:      explicit["redis-url"],
+		Channel:          *channel,
+		JWTIssuer:        *issuer,
+		JWTAudience:      *audience,
+		MaxMessageBytes:  *maxBytes,
+		ClientRate:       *rate,
+		ClientBurst:      *burst,
+		SendQueue:        *sendQueue,
+		MaxSubscriptions: *maxSubs,
+		WriteTimeout:     *writeTimeout,
+		PingInterval:     *pingInterval,
+		LogFormat:        *logFormat,
+		Dev:              *dev,
+	}
+
+	if host, port, err := net.SplitHostPort(cfg.Addr); err != nil {
+		bad("addr", "want host:port or :port, got %q", cfg.Addr)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		bad("addr", "port must be a number 0-65535, got %q", port)
+	} else if cfg.Dev && !isLoopback(host) {
+		// Dev mode has a printed throwaway secret: never expose it.
+		cfg.Addr = net.JoinHostPort(DefaultDevHost, port)
+	}
+	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+		bad("redis-url", "%v", err)
+	}
+	if strings.TrimSpace(cfg.Channel) == "" {
+		bad("channel", "must not be empty")
+	}
+
+	secret, err := SecretFromEnvOrFile(getenv("PONGCAST_JWT_SECRET"), *secretFile)
+	if err != nil {
+		bad("jwt-secret-file", "%v", err)
+	}
+	cfg.JWTSecret = secret
+	if *publicKeyFile != "" {
+		pem, err := os.ReadFile(*publicKeyFile)
+		if err != nil {
+			bad("jwt-public-key-file", "%v", err)
+		}
+		cfg.JWTPublicKey = pem
+	}
+	switch {
+	case len(cfg.JWTSecret) > 0 && *publicKeyFile != "":
+		errs = append(errs, errors.New("pongcast: configure one JWT key: an HMAC secret (PONGCAST_JWT_SECRET or --jwt-secret-file) or a public key (--jwt-public-key-file), not both"))
+	case len(cfg.JWTSecret) == 0 && *publicKeyFile == "" && !cfg.Dev && err == nil:
+		errs = append(errs, errors.New("pongcast: no JWT key configured: set PONGCAST_JWT_SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`), --jwt-secret-file, or --jwt-public-key-file; or run with --dev for a throwaway secret"))
+	}
+
+	if *origins != "" {
+		for _, o := range strings.Split(*origins, ",") {
+			o = strings.TrimSpace(o)
+			if o == "" {
+				continue
+			}
+			if _, err := path.Match(o, ""); err != nil {
+				bad("allowed-origins", "bad pattern %q: %v", o, err)
+				continue
+			}
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
+		}
+	}
+
+	if cfg.MaxMessageBytes < 1024 || cfg.MaxMessageBytes > 1<<20 {
+		bad("max-message-bytes", "must be between 1024 and 1048576, got %d", cfg.MaxMessageBytes)
+	}
+	if cfg.ClientRate <= 0 || cfg.ClientRate != cfg.ClientRate {
+		bad("client-rate", "must be > 0, got %v", cfg.ClientRate)
+	}
+	if cfg.ClientBurst < 1 {
+		bad("client-burst", "must be >= 1, got %d", cfg.ClientBurst)
+	}
+	if cfg.SendQueue < 1 || cfg.SendQueue > 1<<20 {
+		bad("send-queue", "must be between 1 and 1048576, got %d", cfg.SendQueue)
+	}
+	// Every reply must fit the cap too, and a subscribed reply lists the
+	// whole set.
+	if most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName; cfg.MaxSubscriptions < 1 || cfg.MaxSubscriptions > most {
+		bad("max-subscriptions", "must be between 1 and %d (so a subscribed reply fits --max-message-bytes), got %d", most, cfg.MaxSubscriptions)
+	}
+	if cfg.WriteTimeout < 100*time.Millisecond {
+		bad("write-timeout", "must be at least 100ms, got %s", cfg.WriteTimeout)
+	}
+	if cfg.PingInterval != 0 && cfg.PingInterval < time.Second {
+		bad("ping-interval", "must be 0 (off) or at least 1s, got %s", cfg.PingInterval)
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		bad("log-level", "want debug, info, warn or error, got %q", *logLevel)
+	}
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		bad("log-format", "want text or json, got %q", cfg.LogFormat)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+// EnvName is the environment variable of a flag: --client-rate is
+// PONGCAST_CLIENT_RATE.
+func EnvName(flagName string) string {
+	return "PONGCAST_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// SecretFromEnvOrFile returns the HMAC secret given directly (value, from
+// PONGCAST_JWT_SECRET) or in a file, with surrounding white space trimmed
+// so that `echo secret > file` works. Giving both is an error.
+func SecretFromEnvOrFile(value, file string) ([]byte, error) {
+	if value != "" && file != "" {
+		return nil, errors.New("set PONGCAST_JWT_SECRET or a secret file, not both")
+	}
+	if value != "" {
+		return []byte(strings.TrimSpace(value)), nil
+	}
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) == 0 {
+		return nil, fmt.Errorf("secret file %s is empty", file)
+	}
+	return secret, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

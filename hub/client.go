@@ -1,0 +1,317 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/pongcast/pongcast/auth"
+)
+
+// Close codes and reasons the server sends.
+const (
+	closeNormal          = websocket.StatusNormalClosure
+	closeGoingAway       = websocket.StatusGoingAway
+	closePolicyViolation = websocket.StatusPolicyViolation
+	closeUnsupportedData = websocket.StatusUnsupportedData
+	closeTooBig          = websocket.StatusMessageTooBig
+
+	reasonSlowConsumer = "slow consumer"
+	reasonRateLimit    = "rate limit exceeded"
+	reasonTokenExpired = "token expired"
+	reasonShutdown     = "server shutting down"
+	reasonBinary       = "binary messages are not supported: send JSON text"
+	reasonKeepAlive    = "keep-alive timeout"
+)
+
+// Client is one WebSocket session: the token's claims, the subscription
+// set, the send queue and the goroutines that serve it.
+//
+// Ownership: the reader goroutine runs for the whole session and is the
+// only one that tears it down. The writer goroutine runs only while frames
+// or a close are pending. A close requested by anyone goes through the
+// writer, so frames queued before it (a token_expired error, say) reach
+// the client first.
+type Client struct {
+	id     uint64
+	srv    *Server
+	conn   *websocket.Conn
+	claims auth.Claims
+	remote string
+
+	// Guarded by srv.hub.mu.
+	subs     []string
+	wildcard bool
+
+	// Reader goroutine only.
+	limiter      *rate.Limiter
+	refusals     int
+	refusalStart time.Time
+
+	mu          sync.Mutex // guards everything below
+	queue       []*frame
+	spare       []*frame // the writer's last batch, reused
+	writing     bool     // a writer goroutine is running
+	closeCode   websocket.StatusCode
+	closeReason string
+	discard     bool // drop queued frames instead of flushing them before the close
+	done        bool // torn down: nothing more is queued or started
+	expiry      *time.Timer
+	keepAlive   *time.Timer
+}
+
+// LogValue keeps client log lines uniform and free of the token.
+func (c *Client) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Uint64("id", c.id),
+		slog.String("sub", c.claims.Subject),
+		slog.String("remote", c.remote),
+	)
+}
+
+// enqueue queues f for writing and reports whether it was queued. A full
+// queue makes c a slow consumer: its queue is dropped and it is closed with
+// 1008, by its writer, never by the caller.
+func (c *Client) enqueue(f *frame) bool {
+	c.mu.Lock()
+	if c.done || c.closeCode != 0 {
+		c.mu.Unlock()
+		c.srv.metrics.Dropped.Inc()
+		return false
+	}
+	if len(c.queue) >= c.srv.opts.SendQueue {
+		start := c.requestCloseLocked(closePolicyViolation, reasonSlowConsumer, true)
+		c.mu.Unlock()
+		c.srv.metrics.Dropped.Inc()
+		c.srv.metrics.SlowConsumerCloses.Inc()
+		c.srv.log.Info("slow consumer closed", "client", c, "queue", c.srv.opts.SendQueue)
+		if start {
+			c.startWriter()
+		}
+		return false
+	}
+	c.queue = append(c.queue, f)
+	start := c.startWriterLocked()
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+	return true
+}
+
+// reply queues a reply to the client; a reply that finds the queue full
+// closes the client like any other frame would.
+func (c *Client) reply(data []byte) { c.enqueue(replyFrame(data)) }
+
+// requestClose asks the writer to close c with code once the frames queued
+// now are written (or, with discard, at once). The first request wins.
+func (c *Client) requestClose(code websocket.StatusCode, reason string, discard bool) {
+	c.mu.Lock()
+	start := c.requestCloseLocked(code, reason, discard)
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+}
+
+// replyAndClose queues data and then a close, atomically, so nothing else
+// is queued between them.
+func (c *Client) replyAndClose(data []byte, code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	if !c.done && c.closeCode == 0 {
+		c.queue = append(c.queue, replyFrame(data))
+	}
+	start := c.requestCloseLocked(code, reason, false)
+	c.mu.Unlock()
+	if start {
+		c.startWriter()
+	}
+}
+
+// requestCloseLocked records a close request and reports whether the
+// caller must start the writer.
+func (c *Client) requestCloseLocked(code websocket.StatusCode, reason string, discard bool) bool {
+	if c.done || c.closeCode != 0 {
+		return false
+	}
+	c.closeCode, c.closeReason, c.discard = code, reason, discard
+	if discard {
+		clear(c.queue)
+		c.queue = c.queue[:0]
+	}
+	return c.startWriterLocked()
+}
+
+func (c *Client) startWriterLocked() bool {
+	if c.writing || c.done {
+		return false
+	}
+	c.writing = true
+	// The reader holds a count on srv.wg until after it sets done, so this
+	// Add never races with Shutdown's Wait on a zero counter.
+	c.srv.wg.Add(1)
+	return true
+}
+
+func (c *Client) startWriter() { go c.writeLoop() }
+
+// writeLoop drains the queue in batches, then performs a requested close,
+// then exits. It is the only caller of conn.Write and conn.Close.
+func (c *Client) writeLoop() {
+	defer c.srv.wg.Done()
+	for {
+		c.mu.Lock()
+		if c.closeCode != 0 && (c.discard || len(c.queue) == 0) {
+			code, reason := c.closeCode, c.closeReason
+			clear(c.queue)
+			c.queue = c.queue[:0]
+			c.writing = false
+			c.mu.Unlock()
+			c.closeConn(code, reason)
+			return
+		}
+		if len(c.queue) == 0 || c.done {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		batch := c.queue
+		c.queue, c.spare = c.spare[:0], nil
+		c.mu.Unlock()
+
+		err := c.writeBatch(batch)
+		clear(batch) // let the frames be collected
+		c.mu.Lock()
+		if c.spare == nil {
+			c.spare = batch[:0]
+		}
+		c.mu.Unlock()
+		if err != nil {
+			// The connection is broken; the reader sees it and tears down.
+			c.conn.CloseNow()
+			return
+		}
+	}
+}
+
+func (c *Client) writeBatch(batch []*frame) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+	defer cancel()
+	pongs := 0
+	for _, f := range batch {
+		if err := c.conn.Write(ctx, websocket.MessageText, f.data); err != nil {
+			c.srv.metrics.Dropped.Add(float64(len(batch) - pongs))
+			if errors.Is(err, context.DeadlineExceeded) {
+				c.srv.log.Info("client write timed out", "client", c, "timeout", c.srv.opts.WriteTimeout)
+			}
+			return err
+		}
+		if !f.received.IsZero() {
+			pongs++
+			c.srv.metrics.DeliveryLatency.Observe(time.Since(f.received).Seconds())
+		}
+	}
+	c.srv.metrics.Delivered.Add(float64(pongs))
+	return nil
+}
+
+// closeConn sends the close frame and waits (bounded by the library) for
+// the handshake; the reader then sees the connection end and tears down.
+func (c *Client) closeConn(code websocket.StatusCode, reason string) {
+	c.srv.log.Debug("closing client", "client", c, "code", int(code), "reason", reason)
+	_ = c.conn.Close(code, reason)
+}
+
+// tearDown ends the session: nothing more is queued, timers stop, and the
+// hub forgets the client. Called once, by the reader, as it exits.
+func (c *Client) tearDown(cause string) {
+	c.mu.Lock()
+	c.done = true
+	clear(c.queue)
+	c.queue = nil
+	if c.closeCode != 0 {
+		cause = c.closeReason
+	}
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	c.mu.Unlock()
+	c.srv.hub.unregister(c)
+	c.conn.CloseNow()
+	c.srv.metrics.ClientCloses.WithLabelValues(closeLabel(cause)).Inc()
+	c.srv.log.Debug("client disconnected", "client", c, "cause", cause)
+}
+
+// expire runs at the token's exp: tell the client why, then close.
+func (c *Client) expire() {
+	c.replyAndClose(tokenExpiredMessage, closePolicyViolation, reasonTokenExpired)
+}
+
+// ping runs every PingInterval: a client that does not answer a ping
+// within the interval is gone, and is dropped without a handshake.
+func (c *Client) ping() {
+	c.mu.Lock()
+	if c.done {
+		c.mu.Unlock()
+		return
+	}
+	c.srv.wg.Add(1) // see startWriterLocked
+	c.mu.Unlock()
+	defer c.srv.wg.Done()
+
+	interval := c.srv.opts.PingInterval
+	ctx, cancel := context.WithTimeout(context.Background(), interval)
+	err := c.conn.Ping(ctx)
+	cancel()
+	if err != nil {
+		c.mu.Lock()
+		alive := !c.done
+		if alive && c.closeCode == 0 {
+			// Recorded for tearDown's cause; no writer is started, since a
+			// peer that does not answer pings will not answer a close.
+			c.closeCode, c.closeReason, c.discard = closeGoingAway, reasonKeepAlive, true
+		}
+		c.mu.Unlock()
+		if alive {
+			c.srv.log.Debug("client missed keep-alive", "client", c)
+			c.conn.CloseNow()
+		}
+		return
+	}
+	c.mu.Lock()
+	if !c.done {
+		c.keepAlive.Reset(interval)
+	}
+	c.mu.Unlock()
+}
+
+// closeLabel maps a close cause to a short metric label.
+func closeLabel(cause string) string {
+	switch cause {
+	case reasonSlowConsumer:
+		return "slow_consumer"
+	case reasonRateLimit:
+		return "rate_limited"
+	case reasonTokenExpired:
+		return "token_expired"
+	case reasonShutdown:
+		return "shutdown"
+	case reasonBinary:
+		return "binary"
+	case reasonKeepAlive:
+		return "keepalive"
+	case causeTooBig:
+		return "too_big"
+	case causePeer:
+		return "client"
+	}
+	return "error"
+}

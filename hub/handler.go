@@ -1,0 +1,148 @@
+package hub
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// ExchangesParam is the handshake query parameter that subscribes at
+// connect: ?exchanges=gateio,binance.
+const ExchangesParam = "exchanges"
+
+// httpError is the JSON body of every refused handshake.
+type httpError struct {
+	Error   string `json:"error"`
+	Message string `json:"message"`
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, httpError{Error: code, Message: message})
+}
+
+// serveWS authenticates, checks the connect-time subscription, upgrades,
+// and hands the connection to a reader goroutine; the handler goroutine
+// then returns, so an idle client costs no handler stack.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.closing.Load() {
+		s.metrics.HandshakeRefusals.WithLabelValues("shutting_down").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeHTTPError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect again")
+		return
+	}
+	claims, err := s.authenticate(r)
+	if err != nil {
+		reason := auth.Reason(err)
+		s.metrics.AuthFailures.WithLabelValues(reason).Inc()
+		s.log.Debug("handshake refused", "reason", reason, "remote", r.RemoteAddr, "error", err)
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeHTTPError(w, http.StatusUnauthorized, "invalid_token", err.Error())
+		return
+	}
+
+	var initial []string
+	if raw := r.URL.Query().Get(ExchangesParam); raw != "" {
+		names, err := protocol.NormalizeExchangeList(strings.Split(raw, ","))
+		if err != nil {
+			s.metrics.HandshakeRefusals.WithLabelValues("bad_request").Inc()
+			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, "?exchanges: "+err.Error())
+			return
+		}
+		if _, _, err := expandSubscription(claims, names); err != nil {
+			s.metrics.HandshakeRefusals.WithLabelValues("forbidden").Inc()
+			writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, "?exchanges: "+err.Error())
+			return
+		}
+		initial = names
+	}
+
+	conn, err := websocket.Accept(w, r, &s.accept)
+	if err != nil {
+		// Accept has written the response (403 for a foreign Origin, 426
+		// for a request that is not a WebSocket handshake).
+		s.metrics.HandshakeRefusals.WithLabelValues("upgrade").Inc()
+		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
+		return
+	}
+	conn.SetReadLimit(int64(s.opts.MaxMessageBytes))
+
+	c := &Client{
+		id:      s.nextID.Add(1),
+		srv:     s,
+		conn:    conn,
+		claims:  claims,
+		remote:  r.RemoteAddr,
+		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
+	}
+	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
+	if err := s.hub.register(c); err != nil {
+		s.wg.Done()
+		_ = conn.Close(closeGoingAway, reasonShutdown)
+		return
+	}
+	s.log.Debug("client connected", "client", c, "exchanges", claims.Exchanges)
+	if len(initial) > 0 {
+		set, err := s.hub.subscribe(c, initial)
+		if err != nil {
+			c.reply(protocol.EncodeError(subscribeErrorCode(err), err.Error(), nil))
+		} else {
+			c.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, nil))
+		}
+	}
+	c.mu.Lock()
+	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), c.expire)
+	if s.opts.PingInterval > 0 {
+		c.keepAlive = time.AfterFunc(s.opts.PingInterval, c.ping)
+	}
+	c.mu.Unlock()
+	go c.readLoop()
+}
+
+func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
+	token, err := auth.TokenFromRequest(r)
+	if err != nil {
+		return auth.Claims{}, err
+	}
+	return s.opts.Verifier.Verify(token)
+}
+
+type statusBody struct {
+	Status  string `json:"status"`
+	Redis   string `json:"redis,omitempty"`
+	Clients int    `json:"clients"`
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, statusBody{Status: "ok", Clients: s.Clients()})
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	body := statusBody{Status: "ready", Redis: "subscribed", Clients: s.Clients()}
+	status := http.StatusOK
+	switch {
+	case s.closing.Load():
+		body.Status, status = "shutting_down", http.StatusServiceUnavailable
+	case !s.Ready():
+		body.Status, body.Redis, status = "not_ready", "not subscribed", http.StatusServiceUnavailable
+	}
+	if s.feed == nil {
+		body.Redis = ""
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

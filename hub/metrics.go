@@ -1,0 +1,90 @@
+package hub
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// Metrics are the server's Prometheus collectors, all under the pongcast_
+// prefix.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ClientsConnected   prometheus.Gauge
+	Subscriptions      prometheus.Gauge
+	PongsReceived      prometheus.Counter
+	PongsRejected      *prometheus.CounterVec
+	PongsRouted        prometheus.Counter
+	Delivered          prometheus.Counter
+	Dropped            prometheus.Counter
+	SlowConsumerCloses prometheus.Counter
+	RateLimited        prometheus.Counter
+	RateLimitCloses    prometheus.Counter
+	AuthFailures       *prometheus.CounterVec
+	HandshakeRefusals  *prometheus.CounterVec
+	ClientCloses       *prometheus.CounterVec
+	DeliveryLatency    prometheus.Histogram
+	RedisUp            prometheus.Gauge
+	RedisReconnects    prometheus.Counter
+}
+
+// NewMetrics creates the collectors and registers them, with the Go and
+// process collectors, on reg. If reg is nil a new registry is made.
+func NewMetrics(reg *prometheus.Registry) *Metrics {
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m := &Metrics{
+		Registry: reg,
+		ClientsConnected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pongcast_clients_connected", Help: "WebSocket clients connected now."}),
+		Subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pongcast_subscriptions", Help: "Subscriptions held now, named and wildcard, over all clients."}),
+		PongsReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_pongs_received_total", Help: "Messages received on the Redis channel."}),
+		PongsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_pongs_rejected_total", Help: "Messages from Redis dropped as invalid, by reason."}, []string{"reason"}),
+		PongsRouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_pongs_routed_total", Help: "Valid pongs routed to subscribers."}),
+		Delivered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_deliveries_total", Help: "Pong envelopes written to clients."}),
+		Dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_deliveries_dropped_total", Help: "Pong envelopes not delivered because the client's queue was full or it was closing."}),
+		SlowConsumerCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_slow_consumer_closes_total", Help: "Clients closed because their send queue was full."}),
+		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_rate_limit_refusals_total", Help: "Client messages refused by the token bucket."}),
+		RateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_rate_limit_closes_total", Help: "Clients closed for going over the rate limit repeatedly."}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_auth_failures_total", Help: "Handshakes refused for their token, by reason."}, []string{"reason"}),
+		HandshakeRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_handshake_refusals_total", Help: "Handshakes refused for reasons other than the token, by reason."}, []string{"reason"}),
+		ClientCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_client_closes_total", Help: "Client connections ended, by reason."}, []string{"reason"}),
+		DeliveryLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pongcast_delivery_latency_seconds",
+			Help:    "Time from a pong's arrival from Redis to its write to a client socket.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pongcast_redis_subscription_up", Help: "1 while the Redis subscription is live."}),
+		RedisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription was lost and retried."}),
+	}
+	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
+		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.RateLimited, m.RateLimitCloses,
+		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Pre-declare label values so dashboards see zeros, not gaps.
+	for _, r := range protocol.RejectReasons {
+		m.PongsRejected.WithLabelValues(r)
+	}
+	for _, r := range auth.Reasons {
+		m.AuthFailures.WithLabelValues(r)
+	}
+	return m
+}

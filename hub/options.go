@@ -1,0 +1,95 @@
+package hub
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultClientRate       = 10
+	DefaultClientBurst      = 20
+	DefaultSendQueue        = 256
+	DefaultMaxSubscriptions = 100
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultChannel          = "exchange:pong"
+	// DefaultShutdownTimeout bounds Shutdown when its context has no
+	// earlier deadline; the contract allows 10 s for the whole exit.
+	DefaultShutdownTimeout = 8 * time.Second
+)
+
+// Refusal window: a client refused more than ClientBurst times within it is
+// closed.
+const rateRefusalWindow = 10 * time.Second
+
+// Options configure a Server. Verifier is required; every other zero value
+// means the default named in its comment.
+type Options struct {
+	// Verifier checks every client's token. Required.
+	Verifier *auth.Verifier
+	// RedisURL is the Redis to subscribe to. If empty, the feed is not
+	// started and only Publish delivers pongs (tests, embedding).
+	RedisURL string
+	// Channel is the Pub/Sub channel. If empty, DefaultChannel.
+	Channel string
+	// AllowedOrigins are browser Origin host patterns (path.Match); "*"
+	// allows any origin. If empty, only same-origin browsers may connect.
+	AllowedOrigins []string
+	// MaxMessageBytes caps messages both ways. If zero,
+	// protocol.DefaultMaxMessageBytes.
+	MaxMessageBytes int
+	// ClientRate is client messages per second. If zero, DefaultClientRate.
+	ClientRate float64
+	// ClientBurst is the token bucket size. If zero, DefaultClientBurst.
+	ClientBurst int
+	// SendQueue is the per-client queue length. If zero, DefaultSendQueue.
+	SendQueue int
+	// MaxSubscriptions bounds one client's named subscriptions. If zero,
+	// DefaultMaxSubscriptions.
+	MaxSubscriptions int
+	// WriteTimeout bounds one batch of writes to a client. If zero,
+	// DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// PingInterval is the keep-alive period: each client is pinged this
+	// often and closed if it has not answered within the next period. If
+	// zero, keep-alive is off.
+	PingInterval time.Duration
+	// Logger receives the server's logs. If nil, slog.Default().
+	Logger *slog.Logger
+	// Metrics is where counters go. If nil, NewMetrics(nil).
+	Metrics *Metrics
+}
+
+func (o Options) withDefaults() Options {
+	if o.Channel == "" {
+		o.Channel = DefaultChannel
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = protocol.DefaultMaxMessageBytes
+	}
+	if o.ClientRate == 0 {
+		o.ClientRate = DefaultClientRate
+	}
+	if o.ClientBurst == 0 {
+		o.ClientBurst = DefaultClientBurst
+	}
+	if o.SendQueue == 0 {
+		o.SendQueue = DefaultSendQueue
+	}
+	if o.MaxSubscriptions == 0 {
+		o.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
+	return o
+}

@@ -1,0 +1,168 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// Server is a running pongcast: the hub, the Redis feed and the HTTP
+// endpoints. Create it with NewServer, serve its Handler, call Run for the
+// feed, and Shutdown to close every client.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	hub     *Hub
+	feed    *Feed // nil without a RedisURL
+	accept  websocket.AcceptOptions
+	mux     *http.ServeMux
+
+	// wg counts every client goroutine: readers, writers, pings.
+	wg      sync.WaitGroup
+	nextID  atomic.Uint64
+	closing atomic.Bool
+
+	rejectLog *logLimiter
+}
+
+// NewServer checks opts and builds a Server. It does not connect to Redis:
+// Run does, and keeps trying.
+func NewServer(opts Options) (*Server, error) {
+	if opts.Verifier == nil {
+		return nil, errors.New("hub: Options.Verifier is required")
+	}
+	opts = opts.withDefaults()
+	s := &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   opts.Metrics,
+		hub:       newHub(opts.Metrics, opts.MaxSubscriptions),
+		rejectLog: newLogLimiter(time.Second, 5),
+		accept: websocket.AcceptOptions{
+			OriginPatterns:  opts.AllowedOrigins,
+			CompressionMode: websocket.CompressionDisabled,
+		},
+	}
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			s.accept.InsecureSkipVerify = true
+			s.accept.OriginPatterns = nil
+		}
+	}
+	if opts.RedisURL != "" {
+		ropts, err := redis.ParseURL(opts.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("hub: redis url: %w", err)
+		}
+		s.feed = newFeed(s, ropts, opts.Channel)
+	}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /{$}", s.serveWS)
+	s.mux.HandleFunc("GET /ws", s.serveWS)
+	s.mux.HandleFunc("GET /healthz", s.serveHealth)
+	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
+	return s, nil
+}
+
+// ServeHTTP serves the WebSocket endpoint on / and /ws, and /healthz,
+// /readyz and /metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Run keeps the Redis subscription alive until ctx ends. Without a
+// RedisURL it just waits for ctx.
+func (s *Server) Run(ctx context.Context) error {
+	if s.feed == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return s.feed.run(ctx)
+}
+
+// Ready reports whether the server can deliver pongs: the Redis
+// subscription is live (always true without a RedisURL).
+func (s *Server) Ready() bool {
+	return !s.closing.Load() && (s.feed == nil || s.feed.ready.Load())
+}
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int { return s.hub.count() }
+
+// Metrics returns the server's collectors.
+func (s *Server) Metrics() *Metrics { return s.metrics }
+
+// Publish validates one payload as if it arrived on the Redis channel and
+// routes it. It returns the *protocol.PongError of an invalid pong.
+func (s *Server) Publish(payload []byte) error {
+	return s.route(payload, time.Now())
+}
+
+func (s *Server) route(payload []byte, received time.Time) error {
+	s.metrics.PongsReceived.Inc()
+	pong, err := protocol.ParsePong(payload, s.opts.MaxMessageBytes)
+	if err != nil {
+		var pe *protocol.PongError
+		reason := "invalid"
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		s.metrics.PongsRejected.WithLabelValues(reason).Inc()
+		s.rejectLog.log(s.log, slog.LevelWarn, "pong rejected", "reason", reason, "error", err, "bytes", len(payload))
+		return err
+	}
+	ts := received.UnixMilli()
+	// Encode once; every subscriber gets the same bytes.
+	data := protocol.AppendEnvelope(make([]byte, 0, protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)), pong.Exchange, pong.Data, ts)
+	s.hub.publish(pong.Exchange, &frame{data: data, received: received})
+	s.metrics.PongsRouted.Inc()
+	return nil
+}
+
+// Shutdown stops accepting clients, closes every client with 1001 after
+// flushing what is queued to it, and waits for their goroutines. When ctx
+// (or DefaultShutdownTimeout, if ctx has no deadline) ends first, the
+// remaining connections are dropped without a handshake.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultShutdownTimeout)
+		defer cancel()
+	}
+	clients := s.hub.closeAll()
+	for _, c := range clients {
+		c.requestClose(closeGoingAway, reasonShutdown, false)
+	}
+	s.log.Info("closing clients", "clients", len(clients))
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	for _, c := range clients {
+		c.conn.CloseNow()
+	}
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		return errors.New("hub: shutdown: client goroutines did not exit")
+	}
+	return fmt.Errorf("hub: shutdown: %w (clients dropped without a close handshake)", ctx.Err())
+}

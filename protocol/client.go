@@ -1,0 +1,126 @@
+package protocol
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Client message types.
+const (
+	TypeSubscribe   = "subscribe"
+	TypeUnsubscribe = "unsubscribe"
+	TypePing        = "ping"
+)
+
+// ErrBadRequest wraps every reason a client message is refused before it is
+// acted on; the server answers it with an error of code CodeBadRequest.
+var ErrBadRequest = errors.New("protocol: bad request")
+
+// ClientMessage is one decoded, validated client frame.
+type ClientMessage struct {
+	Type string
+	// Exchanges holds normalised, de-duplicated names, possibly Wildcard.
+	// Empty for TypePing.
+	Exchanges []string
+	// ID is the client's request id as raw JSON (a string or a number), or
+	// nil when the client sent none. It is echoed back verbatim.
+	ID json.RawMessage
+}
+
+type clientWire struct {
+	Type      string          `json:"type"`
+	Exchanges []string        `json:"exchanges"`
+	ID        json.RawMessage `json:"id"`
+}
+
+// DecodeClientMessage parses and validates one client frame. Errors wrap
+// ErrBadRequest and say what is wrong in words fit for the client. When the
+// id itself was readable it is returned with the error, so the refusal can
+// still be correlated.
+func DecodeClientMessage(data []byte) (ClientMessage, error) {
+	var w clientWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return ClientMessage{}, fmt.Errorf("%w: not a JSON object with type, exchanges and id: %s", ErrBadRequest, jsonErrorText(err))
+	}
+	msg := ClientMessage{Type: w.Type}
+	if err := checkID(w.ID); err != nil {
+		return msg, err
+	}
+	msg.ID = w.ID
+	switch w.Type {
+	case TypePing:
+		return msg, nil
+	case TypeSubscribe, TypeUnsubscribe:
+	case "":
+		return msg, fmt.Errorf("%w: missing \"type\" (want subscribe, unsubscribe or ping)", ErrBadRequest)
+	default:
+		return msg, fmt.Errorf("%w: unknown type %.32q (want subscribe, unsubscribe or ping)", ErrBadRequest, w.Type)
+	}
+	names, err := NormalizeExchangeList(w.Exchanges)
+	if err != nil {
+		return msg, err
+	}
+	msg.Exchanges = names
+	return msg, nil
+}
+
+// NormalizeExchangeList normalises a list of names as a subscribe message
+// does: each name valid or Wildcard, duplicates dropped, order kept, at
+// least one name. Errors wrap ErrBadRequest.
+func NormalizeExchangeList(raw []string) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: \"exchanges\" must be a non-empty array of names", ErrBadRequest)
+	}
+	names := make([]string, 0, len(raw))
+	for _, r := range raw {
+		name, err := NormalizeExchangeOrWildcard(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
+		}
+		if !containsString(names, name) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+func checkID(id json.RawMessage) error {
+	if len(id) == 0 || bytes.Equal(id, []byte("null")) {
+		return nil
+	}
+	if len(id) > MaxIDBytes {
+		return fmt.Errorf("%w: \"id\" longer than %d bytes", ErrBadRequest, MaxIDBytes)
+	}
+	switch c := id[0]; {
+	case c == '"', c == '-', c >= '0' && c <= '9':
+		return nil
+	}
+	return fmt.Errorf("%w: \"id\" must be a string or a number", ErrBadRequest)
+}
+
+// jsonErrorText keeps decoder errors short and free of the client's bytes.
+func jsonErrorText(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		if typ.Field != "" {
+			return fmt.Sprintf("field %q has the wrong type", typ.Field)
+		}
+		return "want a JSON object"
+	}
+	return "invalid JSON"
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

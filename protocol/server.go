@@ -1,0 +1,98 @@
+package protocol
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// Server message types.
+const (
+	TypeSubscribed   = "subscribed"
+	TypeUnsubscribed = "unsubscribed"
+	TypePong         = "pong"
+	TypeError        = "error"
+	TypeExchangePong = "exchange:pong"
+)
+
+// Error codes carried by an error message.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeForbidden    = "forbidden"
+	CodeRateLimited  = "rate_limited"
+	CodeTokenExpired = "token_expired"
+	CodeInternal     = "internal"
+)
+
+type subscriptionReply struct {
+	Type      string          `json:"type"`
+	Exchanges []string        `json:"exchanges"`
+	ID        json.RawMessage `json:"id,omitempty"`
+}
+
+type pongReply struct {
+	Type      string          `json:"type"`
+	Timestamp int64           `json:"timestamp"`
+	ID        json.RawMessage `json:"id,omitempty"`
+}
+
+type errorReply struct {
+	Type    string          `json:"type"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	ID      json.RawMessage `json:"id,omitempty"`
+}
+
+// EncodeSubscriptions encodes a subscribed or unsubscribed reply (typ is
+// TypeSubscribed or TypeUnsubscribed) carrying the whole subscription set.
+func EncodeSubscriptions(typ string, exchanges []string, id json.RawMessage) []byte {
+	if exchanges == nil {
+		exchanges = []string{}
+	}
+	return mustMarshal(subscriptionReply{Type: typ, Exchanges: exchanges, ID: id})
+}
+
+// EncodePong encodes the reply to a client ping; timestampMs is server time
+// in Unix milliseconds.
+func EncodePong(timestampMs int64, id json.RawMessage) []byte {
+	return mustMarshal(pongReply{Type: TypePong, Timestamp: timestampMs, ID: id})
+}
+
+// EncodeError encodes an error message. message is for humans; code is one
+// of the Code constants.
+func EncodeError(code, message string, id json.RawMessage) []byte {
+	return mustMarshal(errorReply{Type: TypeError, Code: code, Message: message, ID: id})
+}
+
+// AppendEnvelope appends the pong envelope for one validated pong to dst:
+// data is embedded byte for byte, exchange must already be normalised (it
+// needs no escaping), timestampMs is the server's receive time.
+func AppendEnvelope(dst []byte, exchange string, data []byte, timestampMs int64) []byte {
+	dst = append(dst, `{"type":"exchange:pong","exchange":"`...)
+	dst = append(dst, exchange...)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, data...)
+	dst = append(dst, `,"timestamp":`...)
+	dst = strconv.AppendInt(dst, timestampMs, 10)
+	dst = append(dst, `,"source":"exchange"}`...)
+	return dst
+}
+
+// EnvelopeLen is the length AppendEnvelope adds for these arguments.
+func EnvelopeLen(exchange string, data []byte, timestampMs int64) int {
+	const fixed = len(`{"type":"exchange:pong","exchange":"","data":,"timestamp":,"source":"exchange"}`)
+	var digits [20]byte
+	return fixed + len(exchange) + len(data) + len(strconv.AppendInt(digits[:0], timestampMs, 10))
+}
+
+// encodeFailed stands in for a reply that could not be encoded. The reply
+// structs above cannot fail to marshal (ids are checked JSON on the way in),
+// but a server must answer something rather than panic.
+var encodeFailed = []byte(`{"type":"error","code":"internal","message":"reply could not be encoded"}`)
+
+func mustMarshal(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return encodeFailed
+	}
+	return b
+}
