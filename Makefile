@@ -1,0 +1,42 @@
+# pongcast — make run (dev server) and make test (whole suite) are all a new
+# machine with Go needs.
+GO        ?= go
+BIN       := bin
+FUZZTIME  ?= 10s
+BENCHTIME ?= 1s
+
+.PHONY: all build run test bench lint fuzz clean
+
+all: lint build test
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# Dev mode: embedded Redis, random secret, a printed token and commands.
+run:
+	$(GO) run ./cmd/pongcast --dev
+
+# The whole suite with the race detector. Set PONGCAST_TEST_REDIS_URL to use
+# a real Redis; the embedded one is used otherwise.
+test:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./auth ./hub
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Each fuzz target for FUZZTIME (go test runs one target per invocation).
+fuzz:
+	@for pkg in ./protocol ./auth; do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+clean:
+	rm -rf $(BIN)
+	$(GO) clean -testcache

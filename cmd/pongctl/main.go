@@ -1,0 +1,140 @@
+// Command pongctl is pongcast's admin CLI: it issues and verifies tokens,
+// publishes pongs as a connector would, and watches a server as a client.
+//
+//	pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
+//	pongctl token verify <jwt>
+//	pongctl publish --exchange gateio --latency 45 --status connected
+//	pongctl watch --url ws://localhost:2808 --token <jwt> --exchanges gateio
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // the operation failed (invalid token, Redis down, ...)
+	exitUsage = 2 // the command line is wrong
+)
+
+const usage = `Usage: pongctl <command> [flags]
+
+Commands:
+  token issue    sign a token (--sub, --exchanges, --ttl)
+  token verify   check a token and print its claims (exit 1 if invalid)
+  publish        publish a pong to Redis as a connector would
+  watch          connect to a pongcast server and print pongs as they come
+
+Keys and Redis come from the same PONGCAST_* variables as the server's
+(PONGCAST_JWT_SECRET, PONGCAST_JWT_SECRET_FILE, PONGCAST_REDIS_URL, ...).
+Run 'pongctl <command> --help' for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// env is the environment seen by a command, injectable for tests.
+type env struct {
+	getenv func(string) string
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	e := env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "token":
+		if len(rest) == 0 {
+			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+usage)
+			return exitUsage
+		}
+		switch rest[0] {
+		case "issue":
+			err = e.tokenIssue(rest[1:])
+		case "verify":
+			err = e.tokenVerify(rest[1:])
+		default:
+			fmt.Fprintf(stderr, "pongctl token: unknown subcommand %q (want issue or verify)\n", rest[0])
+			return exitUsage
+		}
+	case "publish":
+		err = e.publish(ctx, rest)
+	case "watch":
+		err = e.watch(ctx, rest)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "pongctl: unknown command %q\n\n%s", cmd, usage)
+		return exitUsage
+	}
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "pongctl:", err)
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, "pongctl:", err)
+		return exitFail
+	}
+}
+
+// usageError marks a wrong command line (exit 2) as opposed to a failed
+// operation (exit 1).
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Sprintf(format, args...)}
+}
+
+// flagSet makes a FlagSet whose parse errors count as usage errors.
+func (e env) flagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet("pongctl "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: pongctl %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err.Error()}
+	}
+	return nil
+}
+
+// envOr returns the variable's value, or def when it is unset.
+func (e env) envOr(name, def string) string {
+	if v := e.getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pongcast/pongcast/config"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+func (e env) publish(ctx context.Context, args []string) error {
+	fs := e.flagSet("publish", "publish --exchange <name> [--latency ms] [--status connected|disconnected|error] [flags]")
+	exchange := fs.String("exchange", "", "exchange name (required)")
+	latency := fs.Float64("latency", 0, "latency in ms")
+	status := fs.String("status", protocol.StatusConnected, "connected, disconnected or error")
+	timestamp := fs.Int64("timestamp", 0, "pong timestamp in Unix ms (0: now)")
+	raw := fs.String("raw", "", "publish this payload verbatim instead (for testing validation)")
+	redisURL := fs.String("redis-url", e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL), "Redis URL (env PONGCAST_REDIS_URL)")
+	channel := fs.String("channel", e.envOr("PONGCAST_CHANNEL", config.DefaultChannel), "Pub/Sub channel (env PONGCAST_CHANNEL)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("publish: unexpected argument %q", fs.Arg(0))
+	}
+	payload := []byte(*raw)
+	if *raw == "" {
+		if *exchange == "" {
+			return usagef("publish: --exchange is required")
+		}
+		if _, err := protocol.NormalizeExchange(*exchange); err != nil {
+			return usagef("publish: --exchange: %v", err)
+		}
+		if *latency < 0 || math.IsNaN(*latency) || math.IsInf(*latency, 0) {
+			return usagef("publish: --latency must be a finite number >= 0")
+		}
+		switch *status {
+		case protocol.StatusConnected, protocol.StatusDisconnected, protocol.StatusError:
+		default:
+			return usagef("publish: --status must be connected, disconnected or error, got %q", *status)
+		}
+		ts := *timestamp
+		if ts == 0 {
+			ts = time.Now().UnixMilli()
+		}
+		payload, _ = json.Marshal(map[string]any{
+			"exchange": *exchange, "latency": *latency, "timestamp": ts, "status": *status,
+		})
+	}
+	opts, err := redis.ParseURL(*redisURL)
+	if err != nil {
+		return usagef("publish: --redis-url: %v", err)
+	}
+	opts.DialTimeout = 3 * time.Second
+	client := redis.NewClient(opts)
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := client.Publish(ctx, *channel, payload).Result()
+	if err != nil {
+		return fmt.Errorf("publish to %s: %w", opts.Addr, err)
+	}
+	fmt.Fprintf(e.stdout, "published %s to %s (%d subscriber(s) of the channel)\n", payload, *channel, n)
+	return nil
+}

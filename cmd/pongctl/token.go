@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/config"
+)
+
+func (e env) tokenIssue(args []string) error {
+	fs := e.flagSet("token issue", "token issue --sub <subject> --exchanges <a,b|*> --ttl <duration> [flags]")
+	sub := fs.String("sub", "", "token subject: who holds it (required)")
+	exchanges := fs.String("exchanges", "", "comma-separated exchanges the holder may subscribe to, or * for all (empty: none)")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	iss := fs.String("iss", e.getenv("PONGCAST_JWT_ISSUER"), "issuer claim (env PONGCAST_JWT_ISSUER)")
+	aud := fs.String("aud", e.getenv("PONGCAST_JWT_AUDIENCE"), "audience claim (env PONGCAST_JWT_AUDIENCE)")
+	alg := fs.String("alg", "HS256", "HMAC algorithm when signing with a secret: HS256, HS384 or HS512")
+	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
+	keyFile := fs.String("jwt-private-key-file", e.getenv("PONGCAST_JWT_PRIVATE_KEY_FILE"), "PEM private key for RS256/ES256/EdDSA (env PONGCAST_JWT_PRIVATE_KEY_FILE)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("token issue: unexpected argument %q", fs.Arg(0))
+	}
+	if *sub == "" {
+		return usagef("token issue: --sub is required")
+	}
+	var names []string
+	for _, n := range strings.Split(*exchanges, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	signer, err := e.signer(*secretFile, *keyFile, *alg)
+	if err != nil {
+		return err
+	}
+	token, err := signer.Issue(auth.TokenSpec{Subject: *sub, Exchanges: names, TTL: *ttl, Issuer: *iss, Audience: *aud})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, token)
+	return nil
+}
+
+func (e env) signer(secretFile, keyFile, alg string) (*auth.Signer, error) {
+	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), secretFile)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(secret) > 0 && keyFile != "":
+		return nil, usagef("give an HMAC secret or a private key, not both")
+	case len(secret) > 0:
+		return auth.NewHMACSigner(secret, alg)
+	case keyFile != "":
+		pem, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, err
+		}
+		return auth.NewKeySigner(pem)
+	}
+	return nil, usagef("no signing key: set PONGCAST_JWT_SECRET or --jwt-secret-file (HMAC), or --jwt-private-key-file")
+}
+
+func (e env) tokenVerify(args []string) error {
+	fs := e.flagSet("token verify", "token verify [flags] <jwt>")
+	iss := fs.String("iss", e.getenv("PONGCAST_JWT_ISSUER"), "required issuer (env PONGCAST_JWT_ISSUER)")
+	aud := fs.String("aud", e.getenv("PONGCAST_JWT_AUDIENCE"), "required audience (env PONGCAST_JWT_AUDIENCE)")
+	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
+	keyFile := fs.String("jwt-public-key-file", e.getenv("PONGCAST_JWT_PUBLIC_KEY_FILE"), "PEM public key (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("token verify: want exactly one token argument")
+	}
+	token := strings.TrimSpace(fs.Arg(0))
+	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), *secretFile)
+	if err != nil {
+		return err
+	}
+	cfg := auth.VerifierConfig{HMACSecret: secret, Issuer: *iss, Audience: *aud}
+	if *keyFile != "" {
+		if cfg.PublicKeyPEM, err = os.ReadFile(*keyFile); err != nil {
+			return err
+		}
+	}
+	if len(cfg.HMACSecret) == 0 && len(cfg.PublicKeyPEM) == 0 {
+		return usagef("no verification key: set PONGCAST_JWT_SECRET, --jwt-secret-file or --jwt-public-key-file")
+	}
+	verifier, err := auth.NewVerifier(cfg)
+	if err != nil {
+		return err
+	}
+	// Print the claims as sent, valid or not: that is what an operator
+	// debugging a refused client needs to see.
+	if raw, ok := payloadOf(token); ok {
+		fmt.Fprintf(e.stdout, "claims: %s\n", raw)
+	}
+	claims, err := verifier.Verify(token)
+	if err != nil {
+		fmt.Fprintln(e.stdout, "valid: false")
+		return err
+	}
+	fmt.Fprintf(e.stdout, "valid: true\nsub: %s\nexchanges: %s\nexpires: %s (in %s)\n",
+		claims.Subject, strings.Join(claims.Exchanges, ","), claims.ExpiresAt.UTC().Format(time.RFC3339),
+		time.Until(claims.ExpiresAt).Round(time.Second))
+	return nil
+}
+
+// payloadOf decodes a JWT's claims segment without verifying it.
+func payloadOf(token string) (json.RawMessage, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil || !json.Valid(b) {
+		return nil, false
+	}
+	return b, true
+}
