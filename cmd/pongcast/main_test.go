@@ -29,6 +29,7 @@ type server struct {
 	stop    context.CancelFunc
 	done    chan error
 	logs    *syncBuffer
+	once    sync.Once
 }
 
 // syncBuffer collects the server's log output for assertions.
@@ -76,14 +77,13 @@ func startServer(t *testing.T, redisURL string, extra ...string) *server {
 }
 
 // shutdown stops the server as SIGTERM would and checks it exits cleanly
-// within the contract's 10 s. Safe to call twice.
+// within the contract's 10 s. Safe to call twice, and concurrently.
 func (s *server) shutdown() {
-	s.t.Helper()
-	if s.stop == nil {
-		return
-	}
+	s.once.Do(s.shutdownOnce)
+}
+
+func (s *server) shutdownOnce() {
 	s.stop()
-	s.stop = nil
 	select {
 	case err := <-s.done:
 		if err != nil {

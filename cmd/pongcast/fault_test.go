@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+func TestRedisDownAtStartThenRestartedMidStream(t *testing.T) {
+	redis := hubtest.StartRedis(t)
+	redis.Stop()
+
+	s := startServer(t, redis.URL())
+	// Up and serving without Redis: healthy, not ready, clients welcome.
+	s.waitStatus("/healthz", 200)
+	s.waitStatus("/readyz", 503)
+	c := hubtest.MustDial(t, s.ws("exchanges=gateio"), hubtest.Token(t, "a", time.Hour, "*"))
+	c.ReadType("subscribed")
+
+	redis.Start()
+	s.waitReady()
+	s.publish(pong("gateio", 1))
+	expectPongs(t, c, "gateio/1")
+
+	// Redis dies and comes back: readiness follows, delivery resumes with
+	// nobody doing anything.
+	redis.Stop()
+	s.waitStatus("/readyz", 503)
+	redis.Start()
+	s.waitReady()
+	s.publish(pong("gateio", 2))
+	expectPongs(t, c, "gateio/2")
+	if got := s.metric("pongcast_redis_reconnects_total"); got == "0" || got == "" {
+		t.Fatalf("reconnects = %q, want > 0", got)
+	}
+}
+
+func TestShutdownClosesEveryClientWithGoingAway(t *testing.T) {
+	s := startServer(t, hubtest.RedisURL(t))
+	s.waitReady()
+	tok := hubtest.Token(t, "a", time.Hour, "*")
+	var clients []*hubtest.Client
+	for range 20 {
+		c := hubtest.MustDial(t, s.ws("exchanges=gateio"), tok)
+		c.ReadType("subscribed")
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	go s.shutdown()
+	for i, c := range clients {
+		code, reason := c.ExpectClose(10 * time.Second)
+		if code != websocket.StatusGoingAway {
+			t.Fatalf("client %d: close %d %q, want 1001", i, code, reason)
+		}
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("shutdown took %s", d)
+	}
+}
+
+// TestBinaryExitsZeroOnSIGTERM runs the real binary: SIGTERM closes its
+// client with 1001 and the process exits 0 within 10 s.
+func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "pongcast")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	redisURL := hubtest.RedisURL(t)
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", hubtest.Channel(t))
+	cmd.Env = append(os.Environ(), "PONGCAST_JWT_SECRET="+hubtest.Secret)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	// The listen address comes from the startup log line.
+	addrRE := regexp.MustCompile(`msg="pongcast listening" addr=(\S+)`)
+	lines := bufio.NewScanner(stderr)
+	var addr string
+	for addr == "" && lines.Scan() {
+		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatal("no listen address in the log")
+	}
+	go func() {
+		for lines.Scan() { // keep the pipe drained
+		}
+	}()
+	c := hubtest.MustDial(t, "ws://"+addr+"/ws?exchanges=gateio", hubtest.Token(t, "a", time.Hour, "*"))
+	c.ReadType("subscribed")
+
+	start := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := c.ExpectClose(10 * time.Second); code != websocket.StatusGoingAway {
+		t.Fatalf("close code %d, want 1001", code)
+	}
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- cmd.Wait() }()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	select {
+	case err := <-waitErr:
+		if err != nil {
+			t.Fatalf("exit: %v, want status 0", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("process did not exit within 10s of SIGTERM")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("exit took %s", d)
+	}
+}

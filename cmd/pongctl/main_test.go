@@ -1,0 +1,171 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/pongcast/pongcast/hub"
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// pongctl runs the CLI in-process and returns its exit code and output.
+func pongctl(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestTokenIssueAndVerify(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	code, out, errOut := pongctl(t, env, "token", "issue", "--sub", "alice", "--exchanges", "GateIO,binance", "--ttl", "1h")
+	if code != 0 {
+		t.Fatalf("issue: exit %d: %s", code, errOut)
+	}
+	token := strings.TrimSpace(out)
+	claims, err := hubtest.Verifier(t).Verify(token)
+	if err != nil {
+		t.Fatalf("issued token does not verify: %v", err)
+	}
+	if claims.Subject != "alice" || strings.Join(claims.Exchanges, ",") != "gateio,binance" {
+		t.Fatalf("claims = %+v", claims)
+	}
+	if d := time.Until(claims.ExpiresAt); d < 59*time.Minute || d > time.Hour {
+		t.Fatalf("expires in %s, want 1h", d)
+	}
+
+	code, out, _ = pongctl(t, env, "token", "verify", token)
+	if code != 0 || !strings.Contains(out, "valid: true") || !strings.Contains(out, "sub: alice") {
+		t.Fatalf("verify: exit %d, output %q", code, out)
+	}
+	code, out, errOut = pongctl(t, env, "token", "verify", token[:len(token)-2]+"xx")
+	if code != 1 || !strings.Contains(out, "valid: false") || !strings.Contains(errOut, "signature") {
+		t.Fatalf("verify tampered: exit %d, out %q, err %q", code, out, errOut)
+	}
+	// The secret may also come from a file, as for the server.
+	file := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(file, []byte(hubtest.Secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := pongctl(t, nil, "token", "verify", "--jwt-secret-file", file, token); code != 0 {
+		t.Fatalf("verify with secret file: exit %d: %s", code, errOut)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", env, nil, 2, "Usage: pongctl"},
+		{"unknown command", env, []string{"frobnicate"}, 2, "unknown command"},
+		{"issue without sub", env, []string{"token", "issue", "--exchanges", "gateio"}, 2, "--sub is required"},
+		{"issue without key", nil, []string{"token", "issue", "--sub", "a"}, 2, "no signing key"},
+		{"issue with bad exchange", env, []string{"token", "issue", "--sub", "a", "--exchanges", "bad name"}, 1, "invalid exchange"},
+		{"issue with short secret", map[string]string{"PONGCAST_JWT_SECRET": "short"}, []string{"token", "issue", "--sub", "a"}, 1, "at least 32"},
+		{"issue with bad ttl", env, []string{"token", "issue", "--sub", "a", "--ttl", "soon"}, 2, "invalid value"},
+		{"verify without token", env, []string{"token", "verify"}, 2, "exactly one token"},
+		{"publish without exchange", env, []string{"publish"}, 2, "--exchange is required"},
+		{"publish bad status", env, []string{"publish", "--exchange", "gateio", "--status", "asleep"}, 2, "--status"},
+		{"publish negative latency", env, []string{"publish", "--exchange", "gateio", "--latency", "-3"}, 2, "--latency"},
+		{"watch without token", env, []string{"watch"}, 2, "--token is required"},
+		{"watch bad url", env, []string{"watch", "--token", "x", "--url", "http://x"}, 2, "ws://"},
+		{"help", env, []string{"token", "issue", "--help"}, 0, "Usage: pongctl token issue"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errOut := pongctl(t, tc.env, tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, errOut, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestIssueConnectPublishReceive is the operator's whole path: issue a
+// token, watch with it, publish a pong, see it arrive.
+func TestIssueConnectPublishReceive(t *testing.T) {
+	redisURL := hubtest.RedisURL(t)
+	channel := hubtest.Channel(t)
+	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t), RedisURL: redisURL, Channel: channel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	feedDone := make(chan struct{})
+	go func() { _ = srv.Run(ctx); close(feedDone) }()
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		ts.Close()
+		cancel()
+		<-feedDone
+	})
+	for !srv.Ready() {
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret, "PONGCAST_REDIS_URL": redisURL, "PONGCAST_CHANNEL": channel}
+	_, out, _ := pongctl(t, env, "token", "issue", "--sub", "ops", "--exchanges", "gateio", "--ttl", "10m")
+	token := strings.TrimSpace(out)
+
+	type result struct {
+		code     int
+		out, err string
+	}
+	watched := make(chan result, 1)
+	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http")
+	go func() {
+		code, out, errOut := pongctl(t, env, "watch", "--url", wsURL, "--token", token, "--exchanges", "gateio", "--count", "1", "--timeout", "10s")
+		watched <- result{code, out, errOut}
+	}()
+	// Publish until the watcher has subscribed and received one.
+	deadline := time.After(15 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-watched:
+			if r.code != 0 || !strings.Contains(r.out, `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":45`) {
+				t.Fatalf("watch: exit %d\nstdout %s\nstderr %s", r.code, r.out, r.err)
+			}
+			return
+		case <-tick.C:
+			if code, _, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "45"); code != 0 {
+				t.Fatalf("publish: exit %d: %s", code, errOut)
+			}
+		case <-deadline:
+			t.Fatal("watch did not receive the pong within 15s")
+		}
+	}
+}
+
+func TestWatchReportsRefusal(t *testing.T) {
+	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	token := hubtest.Token(t, "a", time.Hour, "gateio")
+	code, _, errOut := pongctl(t, nil, "watch", "--url", "ws"+strings.TrimPrefix(ts.URL, "http"), "--token", token, "--exchanges", "kraken")
+	if code != 1 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "kraken") {
+		t.Fatalf("exit %d, stderr %q; want 1 and a 403 naming kraken", code, errOut)
+	}
+}
