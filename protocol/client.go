@@ -48,7 +48,9 @@ func DecodeClientMessage(data []byte) (ClientMessage, error) {
 	if err := checkID(w.ID); err != nil {
 		return msg, err
 	}
-	msg.ID = w.ID
+	if !bytes.Equal(w.ID, []byte("null")) {
+		msg.ID = w.ID // an explicit null is no id: nothing to echo
+	}
 	switch w.Type {
 	case TypePing:
 		return msg, nil
