@@ -1,0 +1,152 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const secret = "0123456789abcdef0123456789abcdef"
+
+func load(t *testing.T, env map[string]string, args ...string) (*Config, error) {
+	t.Helper()
+	return Load(args, func(k string) string { return env[k] }, io.Discard)
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := load(t, map[string]string{"PONGCAST_JWT_SECRET": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != ":2808" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.Channel != "exchange:pong" ||
+		cfg.MaxMessageBytes != 16384 || cfg.ClientRate != 10 || cfg.ClientBurst != 20 || cfg.SendQueue != 256 ||
+		cfg.LogLevel.String() != "INFO" || cfg.LogFormat != "text" || len(cfg.AllowedOrigins) != 0 || cfg.RedisURLSet {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if string(cfg.JWTSecret) != secret {
+		t.Fatal("secret not read from PONGCAST_JWT_SECRET")
+	}
+}
+
+func TestFlagWinsOverEnv(t *testing.T) {
+	env := map[string]string{
+		"PONGCAST_JWT_SECRET": secret, "PONGCAST_CLIENT_RATE": "5", "PONGCAST_CLIENT_BURST": "7",
+		"PONGCAST_ALLOWED_ORIGINS": "a.example.com, *.b.example.com", "PONGCAST_LOG_FORMAT": "json",
+		"PONGCAST_PING_INTERVAL": "0", "PONGCAST_REDIS_URL": "redis://10.0.0.1:6380/2",
+	}
+	cfg, err := load(t, env, "--client-rate", "3.5", "--send-queue=64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ClientRate != 3.5 || cfg.ClientBurst != 7 || cfg.SendQueue != 64 || cfg.LogFormat != "json" || cfg.PingInterval != 0 {
+		t.Fatalf("precedence: %+v", cfg)
+	}
+	if strings.Join(cfg.AllowedOrigins, "|") != "a.example.com|*.b.example.com" {
+		t.Fatalf("origins %q", cfg.AllowedOrigins)
+	}
+	if !cfg.RedisURLSet || cfg.RedisURL != "redis://10.0.0.1:6380/2" {
+		t.Fatalf("redis url from env: %q set=%v", cfg.RedisURL, cfg.RedisURLSet)
+	}
+}
+
+func TestEveryBadValueReportedAtOnce(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": secret, "PONGCAST_CLIENT_RATE": "-1", "PONGCAST_SEND_QUEUE": "lots"}
+	_, err := load(t, env, "--client-burst", "0", "--addr", "nowhere", "--redis-url", "http://x", "--log-level", "loud",
+		"--max-message-bytes", "10", "--allowed-origins", "[bad", "--ping-interval", "5ms", "--channel", " ")
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{
+		"pongcast: PONGCAST_CLIENT_RATE: must be > 0, got -1",
+		`pongcast: PONGCAST_SEND_QUEUE: invalid value "lots"`,
+		"pongcast: --client-burst: must be >= 1, got 0",
+		"pongcast: --addr:",
+		"pongcast: --redis-url:",
+		"pongcast: --log-level:",
+		"pongcast: --max-message-bytes:",
+		"pongcast: --allowed-origins: bad pattern",
+		"pongcast: --ping-interval:",
+		"pongcast: --channel: must not be empty",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestKeyConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "secret")
+	os.WriteFile(secretFile, []byte(secret+"\n"), 0o600)
+	emptyFile := filepath.Join(dir, "empty")
+	os.WriteFile(emptyFile, nil, 0o600)
+	keyFile := filepath.Join(dir, "key.pem")
+	os.WriteFile(keyFile, []byte("-----BEGIN PUBLIC KEY-----\n-----END PUBLIC KEY-----\n"), 0o600)
+
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string // substring of the error; empty means success
+	}{
+		{"no key", nil, nil, "no JWT key configured: set PONGCAST_JWT_SECRET"},
+		{"no key in dev mode", nil, []string{"--dev"}, ""},
+		{"secret file", nil, []string{"--jwt-secret-file", secretFile}, ""},
+		{"secret file from env", map[string]string{"PONGCAST_JWT_SECRET_FILE": secretFile}, nil, ""},
+		{"missing secret file", nil, []string{"--jwt-secret-file", filepath.Join(dir, "nope")}, "no such file"},
+		{"empty secret file", nil, []string{"--jwt-secret-file", emptyFile}, "is empty"},
+		{"secret twice", map[string]string{"PONGCAST_JWT_SECRET": secret}, []string{"--jwt-secret-file", secretFile}, "not both"},
+		{"secret and public key", map[string]string{"PONGCAST_JWT_SECRET": secret}, []string{"--jwt-public-key-file", keyFile}, "configure one JWT key"},
+		{"public key", nil, []string{"--jwt-public-key-file", keyFile}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.env, tc.args...)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDevModeStaysOnLoopback(t *testing.T) {
+	cases := map[string]string{":2808": "127.0.0.1:2808", "0.0.0.0:9000": "127.0.0.1:9000", "127.0.0.1:0": "127.0.0.1:0", "[::1]:7": "[::1]:7"}
+	for in, want := range cases {
+		cfg, err := load(t, nil, "--dev", "--addr", in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Addr != want {
+			t.Errorf("--dev --addr %s listens on %s, want %s", in, cfg.Addr, want)
+		}
+	}
+}
+
+func TestSubscriptionLimitFitsTheCap(t *testing.T) {
+	if _, err := load(t, map[string]string{"PONGCAST_JWT_SECRET": secret}, "--max-subscriptions", "1000"); err == nil ||
+		!strings.Contains(err.Error(), "so a subscribed reply fits") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestHelpAndStrayArguments(t *testing.T) {
+	if _, err := load(t, nil, "--help"); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	if _, err := load(t, map[string]string{"PONGCAST_JWT_SECRET": secret}, "serve"); err == nil || !strings.Contains(err.Error(), `unexpected argument "serve"`) {
+		t.Fatalf("stray argument: %v", err)
+	}
+	if EnvName("client-burst") != "PONGCAST_CLIENT_BURST" || EnvName("jwt-secret-file") != "PONGCAST_JWT_SECRET_FILE" {
+		t.Fatal("EnvName")
+	}
+}
