@@ -28,7 +28,7 @@ type testServer struct {
 	url string
 }
 
-func newTestServer(t *testing.T, opts Options) *testServer {
+func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
 	opts.Verifier = hubtest.Verifier(t)
 	if opts.Logger == nil {
@@ -48,7 +48,7 @@ func newTestServer(t *testing.T, opts Options) *testServer {
 	return &testServer{Server: srv, url: hs.URL}
 }
 
-func (s *testServer) dial(t *testing.T, query string, exchanges ...string) *hubtest.Client {
+func (s *testServer) dial(t testing.TB, query string, exchanges ...string) *hubtest.Client {
 	t.Helper()
 	u := "ws" + strings.TrimPrefix(s.url, "http") + "/ws"
 	if query != "" {
