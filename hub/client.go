@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // Close codes and reasons the server sends.
@@ -105,8 +106,17 @@ func (c *Client) enqueue(f *frame) bool {
 }
 
 // reply queues a reply to the client; a reply that finds the queue full
-// closes the client like any other frame would.
-func (c *Client) reply(data []byte) { c.enqueue(replyFrame(data)) }
+// closes the client like any other frame would. Replies are built to fit
+// the cap; the check is the last line of defence for that promise.
+func (c *Client) reply(data []byte) {
+	if len(data) > c.srv.opts.MaxMessageBytes {
+		c.srv.log.Error("reply over the message cap", "client", c, "bytes", len(data))
+		data = replyTooLarge
+	}
+	c.enqueue(replyFrame(data))
+}
+
+var replyTooLarge = protocol.EncodeError(protocol.CodeInternal, "the reply would pass the message cap", nil)
 
 // requestClose asks the writer to close c with code once the frames queued
 // now are written (or, with discard, at once). The first request wins.

@@ -227,12 +227,25 @@ func (c *Client) subscriptionSetLocked() []string {
 	return append(out, c.subs...)
 }
 
+// forbiddenList names the exchanges claims does not allow, a few of them:
+// the error must stay well under the message cap however many were asked.
 func forbiddenList(claims auth.Claims, names []string) string {
+	const show = 5
 	var bad []string
+	more := 0
 	for _, n := range names {
-		if n != protocol.Wildcard && !claims.Allows(n) {
+		if n == protocol.Wildcard || claims.Allows(n) {
+			continue
+		}
+		if len(bad) < show {
 			bad = append(bad, n)
+		} else {
+			more++
 		}
 	}
-	return strings.Join(bad, ", ")
+	list := strings.Join(bad, ", ")
+	if more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	return list
 }
