@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path"
 	"strconv"
@@ -29,6 +30,11 @@ const (
 	DefaultMaxSubscriptions = 100
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultPingInterval     = 25 * time.Second
+	DefaultMaxConnections   = 10000
+	DefaultMaxPerUser       = 100
+	DefaultHandshakeRate    = 20.0
+	DefaultHandshakeBurst   = 40
+	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 )
@@ -67,6 +73,16 @@ type Config struct {
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
 
+	// Connection limits; zero turns each off.
+	MaxConnections        int
+	MaxConnectionsPerUser int
+	HandshakeRate         float64
+	HandshakeBurst        int
+	// HandshakeTimeout bounds reading a handshake's headers (slowloris).
+	HandshakeTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For is believed.
+	TrustedProxies []netip.Prefix
+
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
@@ -101,6 +117,12 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name (env PONGCAST_MAX_SUBSCRIPTIONS)")
 		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
 		pingInterval  = fs.Duration("ping-interval", DefaultPingInterval, "WebSocket keep-alive ping period; a client that does not answer within it is closed; 0 disables (env PONGCAST_PING_INTERVAL)")
+		maxConns      = fs.Int("max-connections", DefaultMaxConnections, "most clients connected at once; more get 503 with Retry-After; 0 means no limit (env PONGCAST_MAX_CONNECTIONS)")
+		maxPerUser    = fs.Int("max-connections-per-user", DefaultMaxPerUser, "most connections per token subject (sub); more get 429; 0 means no limit (env PONGCAST_MAX_CONNECTIONS_PER_USER)")
+		hsRate        = fs.Float64("handshake-rate", DefaultHandshakeRate, "WebSocket handshakes per second allowed from one client IP; more get 429; 0 means no limit (env PONGCAST_HANDSHAKE_RATE)")
+		hsBurst       = fs.Int("handshake-burst", DefaultHandshakeBurst, "burst of handshakes allowed from one client IP (env PONGCAST_HANDSHAKE_BURST)")
+		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
+		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
 		logLevel      = fs.String("log-level", DefaultLogLevel, "debug, info, warn or error (env PONGCAST_LOG_LEVEL)")
 		logFormat     = fs.String("log-format", DefaultLogFormat, "text or json (env PONGCAST_LOG_FORMAT)")
 		dev           = fs.Bool("dev", false, "dev mode: listen on 127.0.0.1, embedded Redis unless --redis-url is given, random secret, print a token (env PONGCAST_DEV)")
@@ -141,21 +163,26 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	}
 
 	cfg := &Config{
-		Addr:             *addr,
-		RedisURL:         *redisURL,
-		RedisURLSet:      explicit["redis-url"],
-		Channel:          *channel,
-		JWTIssuer:        *issuer,
-		JWTAudience:      *audience,
-		MaxMessageBytes:  *maxBytes,
-		ClientRate:       *rate,
-		ClientBurst:      *burst,
-		SendQueue:        *sendQueue,
-		MaxSubscriptions: *maxSubs,
-		WriteTimeout:     *writeTimeout,
-		PingInterval:     *pingInterval,
-		LogFormat:        *logFormat,
-		Dev:              *dev,
+		Addr:                  *addr,
+		RedisURL:              *redisURL,
+		RedisURLSet:           explicit["redis-url"],
+		Channel:               *channel,
+		JWTIssuer:             *issuer,
+		JWTAudience:           *audience,
+		MaxMessageBytes:       *maxBytes,
+		ClientRate:            *rate,
+		ClientBurst:           *burst,
+		SendQueue:             *sendQueue,
+		MaxSubscriptions:      *maxSubs,
+		WriteTimeout:          *writeTimeout,
+		PingInterval:          *pingInterval,
+		MaxConnections:        *maxConns,
+		MaxConnectionsPerUser: *maxPerUser,
+		HandshakeRate:         *hsRate,
+		HandshakeBurst:        *hsBurst,
+		HandshakeTimeout:      *hsTimeout,
+		LogFormat:             *logFormat,
+		Dev:                   *dev,
 	}
 
 	if host, port, err := net.SplitHostPort(cfg.Addr); err != nil {
@@ -228,6 +255,37 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	}
 	if cfg.PingInterval != 0 && cfg.PingInterval < time.Second {
 		bad("ping-interval", "must be 0 (off) or at least 1s, got %s", cfg.PingInterval)
+	}
+	if cfg.MaxConnections < 0 {
+		bad("max-connections", "must be >= 0 (0: no limit), got %d", cfg.MaxConnections)
+	}
+	if cfg.MaxConnectionsPerUser < 0 {
+		bad("max-connections-per-user", "must be >= 0 (0: no limit), got %d", cfg.MaxConnectionsPerUser)
+	}
+	if cfg.HandshakeRate < 0 || cfg.HandshakeRate != cfg.HandshakeRate {
+		bad("handshake-rate", "must be >= 0 (0: no limit), got %v", cfg.HandshakeRate)
+	}
+	if cfg.HandshakeRate > 0 && cfg.HandshakeBurst < 1 {
+		bad("handshake-burst", "must be >= 1 while --handshake-rate is set, got %d", cfg.HandshakeBurst)
+	}
+	if cfg.HandshakeTimeout < 100*time.Millisecond {
+		bad("handshake-timeout", "must be at least 100ms, got %s", cfg.HandshakeTimeout)
+	}
+	for _, p := range strings.Split(*proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			// A bare address means just that host.
+			addr, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				bad("trusted-proxies", "want CIDRs like 10.0.0.0/8 or addresses, got %q", p)
+				continue
+			}
+			prefix = netip.PrefixFrom(addr, addr.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix.Masked())
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		bad("log-level", "want debug, info, warn or error, got %q", *logLevel)

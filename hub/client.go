@@ -16,11 +16,10 @@ import (
 
 // Close codes and reasons the server sends.
 const (
-	closeNormal          = websocket.StatusNormalClosure
 	closeGoingAway       = websocket.StatusGoingAway
 	closePolicyViolation = websocket.StatusPolicyViolation
 	closeUnsupportedData = websocket.StatusUnsupportedData
-	closeTooBig          = websocket.StatusMessageTooBig
+	closeInvalidPayload  = websocket.StatusInvalidFramePayloadData
 
 	reasonSlowConsumer = "slow consumer"
 	reasonRateLimit    = "rate limit exceeded"
@@ -28,6 +27,7 @@ const (
 	reasonShutdown     = "server shutting down"
 	reasonBinary       = "binary messages are not supported: send JSON text"
 	reasonKeepAlive    = "keep-alive timeout"
+	reasonInvalidUTF8  = "text message is not valid UTF-8"
 )
 
 // Client is one WebSocket session: the token's claims, the subscription
@@ -255,6 +255,7 @@ func (c *Client) tearDown(cause string) {
 	}
 	c.mu.Unlock()
 	c.srv.hub.unregister(c)
+	c.srv.admission.release(c.claims.Subject)
 	c.conn.CloseNow()
 	c.srv.metrics.ClientCloses.WithLabelValues(closeLabel(cause)).Inc()
 	c.srv.log.Debug("client disconnected", "client", c, "cause", cause)
@@ -318,6 +319,8 @@ func closeLabel(cause string) string {
 		return "binary"
 	case reasonKeepAlive:
 		return "keepalive"
+	case reasonInvalidUTF8:
+		return "invalid_utf8"
 	case causeTooBig:
 		return "too_big"
 	case causePeer:

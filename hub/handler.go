@@ -2,7 +2,11 @@ package hub
 
 import (
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,6 +41,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; connect again")
 		return
 	}
+	ip := clientIP(r, s.opts.TrustedProxies)
+	if r.Header.Get("X-Forwarded-For") != "" && len(s.opts.TrustedProxies) == 0 {
+		s.proxyLog.log(s.log, slog.LevelWarn, "X-Forwarded-For ignored: the peer is not a trusted proxy; set --trusted-proxies to the proxies' addresses", "peer", r.RemoteAddr)
+	}
+	if ok, wait := s.admission.allowHandshake(ip, time.Now()); !ok {
+		s.metrics.HandshakeRefusals.WithLabelValues("ip_rate").Inc()
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many handshakes from this address; retry later")
+		return
+	}
 	claims, err := s.authenticate(r)
 	if err != nil {
 		reason := auth.Reason(err)
@@ -63,8 +77,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		initial = names
 	}
 
+	switch s.admission.acquire(claims.Subject) {
+	case admitServerFull:
+		s.metrics.HandshakeRefusals.WithLabelValues(string(admitServerFull)).Inc()
+		w.Header().Set("Retry-After", "5")
+		writeHTTPError(w, http.StatusServiceUnavailable, "server_full", "the server is at its connection limit; retry later or elsewhere")
+		return
+	case admitUserFull:
+		s.metrics.HandshakeRefusals.WithLabelValues(string(admitUserFull)).Inc()
+		w.Header().Set("Retry-After", "10")
+		writeHTTPError(w, http.StatusTooManyRequests, "too_many_connections",
+			fmt.Sprintf("this token's subject already has %d connections", s.opts.MaxConnectionsPerUser))
+		return
+	}
 	conn, err := websocket.Accept(w, r, &s.accept)
 	if err != nil {
+		s.admission.release(claims.Subject)
 		// Accept has written the response (403 for a foreign Origin, 426
 		// for a request that is not a WebSocket handshake).
 		s.metrics.HandshakeRefusals.WithLabelValues("upgrade").Inc()
@@ -78,12 +106,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		srv:     s,
 		conn:    conn,
 		claims:  claims,
-		remote:  r.RemoteAddr,
+		remote:  ip.String(),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
 	}
 	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
 	if err := s.hub.register(c); err != nil {
 		s.wg.Done()
+		s.admission.release(claims.Subject)
 		_ = conn.Close(closeGoingAway, reasonShutdown)
 		return
 	}
@@ -103,6 +132,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Unlock()
 	go c.readLoop()
+}
+
+// retryAfter renders a wait as whole seconds, at least 1.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int(math.Ceil(d.Seconds()))))
 }
 
 func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/pongcast/pongcast/auth"
@@ -57,6 +58,20 @@ type Options struct {
 	// often and closed if it has not answered within the next period. If
 	// zero, keep-alive is off.
 	PingInterval time.Duration
+	// MaxConnections bounds the clients connected at once; past it
+	// handshakes get 503 with Retry-After. If zero, no limit.
+	MaxConnections int
+	// MaxConnectionsPerUser bounds the connections of one token subject;
+	// past it handshakes get 429. If zero, no limit.
+	MaxConnectionsPerUser int
+	// HandshakeRate is the handshakes per second allowed from one client
+	// IP, with HandshakeBurst; past it handshakes get 429. If zero, no
+	// limit.
+	HandshakeRate  float64
+	HandshakeBurst int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// finding a client's IP. If empty, the TCP peer is the client.
+	TrustedProxies []netip.Prefix
 	// Logger receives the server's logs. If nil, slog.Default().
 	Logger *slog.Logger
 	// Metrics is where counters go. If nil, NewMetrics(nil).
@@ -84,6 +99,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.HandshakeRate > 0 && o.HandshakeBurst < 1 {
+		o.HandshakeBurst = 1
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

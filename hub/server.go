@@ -34,7 +34,9 @@ type Server struct {
 	nextID  atomic.Uint64
 	closing atomic.Bool
 
+	admission *admission
 	rejectLog *logLimiter
+	proxyLog  *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -49,7 +51,9 @@ func NewServer(opts Options) (*Server, error) {
 		log:       opts.Logger,
 		metrics:   opts.Metrics,
 		hub:       newHub(opts.Metrics, opts.MaxSubscriptions),
+		admission: newAdmission(opts),
 		rejectLog: newLogLimiter(time.Second, 5),
+		proxyLog:  newLogLimiter(time.Minute, 1),
 		accept: websocket.AcceptOptions{
 			OriginPatterns:  opts.AllowedOrigins,
 			CompressionMode: websocket.CompressionDisabled,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -45,6 +46,12 @@ func (c *Client) serveMessages() string {
 			continue
 		}
 		if !c.allowMessage() {
+			continue
+		}
+		if !utf8.Valid(data) {
+			// RFC 6455 8.1: a text message must be UTF-8; fail the
+			// connection rather than guess.
+			c.requestClose(closeInvalidPayload, reasonInvalidUTF8, true)
 			continue
 		}
 		c.handle(data)

@@ -1,0 +1,174 @@
+package hub
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Sizing of the per-IP handshake limiter table.
+const (
+	ipTableMax   = 100_000         // entries kept at most; past it new IPs go unlimited
+	ipIdleExpiry = time.Minute     // an IP unseen this long is forgotten
+	ipSweepEvery = 5 * time.Second // how often the table may be swept
+)
+
+// admission decides, before the upgrade, whether a handshake may proceed:
+// per-IP handshake rate, total connections, connections per subject.
+// Every limit is off when its setting is zero.
+type admission struct {
+	maxConns   int
+	maxPerUser int
+	ipRate     rate.Limit
+	ipBurst    int
+
+	mu      sync.Mutex
+	total   int
+	perUser map[string]int
+	ips     map[netip.Addr]*ipEntry
+	swept   time.Time
+}
+
+type ipEntry struct {
+	limiter  *rate.Limiter
+	lastSeen time.Time
+}
+
+func newAdmission(o Options) *admission {
+	return &admission{
+		maxConns:   o.MaxConnections,
+		maxPerUser: o.MaxConnectionsPerUser,
+		ipRate:     rate.Limit(o.HandshakeRate),
+		ipBurst:    o.HandshakeBurst,
+		perUser:    make(map[string]int),
+		ips:        make(map[netip.Addr]*ipEntry),
+	}
+}
+
+// allowHandshake applies the per-IP token bucket. It is checked before the
+// token, so a flood of handshakes cannot make the server verify JWTs at
+// will. It returns how long to wait when refused.
+func (a *admission) allowHandshake(ip netip.Addr, now time.Time) (bool, time.Duration) {
+	if a.ipRate <= 0 || !ip.IsValid() {
+		return true, 0
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now.Sub(a.swept) > ipSweepEvery {
+		a.sweepLocked(now)
+	}
+	e := a.ips[ip]
+	if e == nil {
+		if len(a.ips) >= ipTableMax {
+			return true, 0 // connection limits still hold the line
+		}
+		e = &ipEntry{limiter: rate.NewLimiter(a.ipRate, a.ipBurst)}
+		a.ips[ip] = e
+	}
+	e.lastSeen = now
+	r := e.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return false, time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+func (a *admission) sweepLocked(now time.Time) {
+	a.swept = now
+	for ip, e := range a.ips {
+		if now.Sub(e.lastSeen) > ipIdleExpiry {
+			delete(a.ips, ip)
+		}
+	}
+}
+
+// admitReason says why acquire refused.
+type admitReason string
+
+const (
+	admitOK         admitReason = ""
+	admitServerFull admitReason = "server_full"
+	admitUserFull   admitReason = "user_full"
+)
+
+// acquire takes a connection slot for sub; release gives it back.
+func (a *admission) acquire(sub string) admitReason {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxConns > 0 && a.total >= a.maxConns {
+		return admitServerFull
+	}
+	if a.maxPerUser > 0 && a.perUser[sub] >= a.maxPerUser {
+		return admitUserFull
+	}
+	a.total++
+	a.perUser[sub]++
+	return admitOK
+}
+
+func (a *admission) release(sub string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.total--
+	if n := a.perUser[sub] - 1; n > 0 {
+		a.perUser[sub] = n
+	} else {
+		delete(a.perUser, sub)
+	}
+}
+
+// clientIP is the address a handshake comes from: the TCP peer, unless
+// the peer is a trusted proxy, in which case the right-most address in
+// X-Forwarded-For that is not itself a trusted proxy. Headers from
+// anyone else are ignored, so a client cannot choose its own address.
+func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+	peer := parseAddr(r.RemoteAddr)
+	if !peer.IsValid() || !isTrusted(peer, trusted) {
+		return peer
+	}
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		parts := strings.Split(hops[i], ",")
+		for j := len(parts) - 1; j >= 0; j-- {
+			ip, err := netip.ParseAddr(strings.TrimSpace(parts[j]))
+			if err != nil {
+				return peer // a mangled chain: trust only what we saw
+			}
+			ip = ip.Unmap()
+			if !isTrusted(ip, trusted) {
+				return ip
+			}
+		}
+	}
+	return peer
+}
+
+func parseAddr(hostport string) netip.Addr {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,205 @@
+package hub
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+func (s *testServer) wsURL(query string) string {
+	u := "ws" + strings.TrimPrefix(s.url, "http") + "/"
+	if query != "" {
+		u += "?" + query
+	}
+	return u
+}
+
+func TestHostileFrames(t *testing.T) {
+	s := newTestServer(t, Options{MaxMessageBytes: 4096})
+	tok := hubtest.Token(t, "h", time.Hour, "*")
+	cases := []struct {
+		name  string
+		send  func(c *hubtest.RawConn)
+		close int
+	}{
+		{"one frame over the cap", func(c *hubtest.RawConn) {
+			c.WriteFrame(true, hubtest.OpText, []byte(strings.Repeat(" ", 4097)))
+		}, 1009},
+		{"fragments adding up past the cap", func(c *hubtest.RawConn) {
+			c.WriteFrame(false, hubtest.OpText, []byte(strings.Repeat(" ", 1500)))
+			for range 3 {
+				c.WriteFrame(false, hubtest.OpContinuation, []byte(strings.Repeat(" ", 1500)))
+			}
+			c.WriteFrame(true, hubtest.OpContinuation, []byte(`{}`))
+		}, 1009},
+		{"binary frame", func(c *hubtest.RawConn) {
+			c.WriteFrame(true, hubtest.OpBinary, []byte{0xde, 0xad})
+		}, 1003},
+		{"invalid UTF-8 text", func(c *hubtest.RawConn) {
+			c.WriteFrame(true, hubtest.OpText, []byte("{\"type\":\"ping\",\"id\":\"\xc3\x28\"}"))
+		}, 1007},
+		{"continuation without a start", func(c *hubtest.RawConn) {
+			c.WriteFrame(true, hubtest.OpContinuation, []byte(`{}`))
+		}, 1002},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := hubtest.RawDial(t, s.wsURL(""), tok)
+			tc.send(c)
+			if got := c.ReadClose(); got != tc.close {
+				t.Fatalf("close code %d, want %d", got, tc.close)
+			}
+		})
+	}
+	waitFor(t, "every hostile client to be forgotten", func() bool { return s.Clients() == 0 })
+}
+
+func TestCompressionIsNotNegotiated(t *testing.T) {
+	s := newTestServer(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), hubtest.ReadTimeout)
+	defer cancel()
+	conn, resp, err := websocket.Dial(ctx, s.wsURL(""), &websocket.DialOptions{
+		HTTPHeader:      http.Header{"Authorization": {"Bearer " + hubtest.Token(t, "z", time.Hour, "*")}},
+		CompressionMode: websocket.CompressionContextTakeover,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		t.Fatalf("server negotiated %q; compression must stay off (compression bombs)", ext)
+	}
+}
+
+func TestAbruptResetsAreCleanedUp(t *testing.T) {
+	s := newTestServer(t, Options{})
+	tok := hubtest.Token(t, "r", time.Hour, "*")
+	stay := s.dial(t, "exchanges=gateio", "*")
+	stay.ReadType("subscribed")
+	for range 50 {
+		c := hubtest.RawDial(t, s.wsURL("exchanges=gateio"), tok)
+		_ = c.Conn.(*net.TCPConn).SetLinger(0) // close sends RST
+		c.Conn.Close()
+	}
+	s.publish(t, "gateio", 1)
+	if m := stay.ReadType("exchange:pong"); !strings.Contains(string(m.Data), `"latency":1`) {
+		t.Fatalf("pong %s", m.Raw)
+	}
+	waitFor(t, "reset clients to be forgotten", func() bool { return s.Clients() == 1 })
+}
+
+func TestSubscribeToggleFloodIsClosed(t *testing.T) {
+	s := newTestServer(t, Options{ClientRate: 10, ClientBurst: 20})
+	c := s.dial(t, "", "*")
+	for i := range 1000 {
+		typ := "subscribe"
+		if i%2 == 1 {
+			typ = "unsubscribe"
+		}
+		msg := []byte(`{"type":"` + typ + `","exchanges":["gateio"]}`)
+		if err := c.Conn.Write(context.Background(), websocket.MessageText, msg); err != nil {
+			break // closed under us: that is the point
+		}
+	}
+	if code, reason := c.ExpectClose(hubtest.ReadTimeout); code != websocket.StatusPolicyViolation || reason != "rate limit exceeded" {
+		t.Fatalf("close %d %q", code, reason)
+	}
+}
+
+func TestConnectionLimits(t *testing.T) {
+	s := newTestServer(t, Options{MaxConnections: 3, MaxConnectionsPerUser: 2})
+	alice := hubtest.Token(t, "alice", time.Hour, "*")
+	bob := hubtest.Token(t, "bob", time.Hour, "*")
+	a1 := hubtest.MustDial(t, s.wsURL(""), alice)
+	hubtest.MustDial(t, s.wsURL(""), alice)
+
+	_, resp, err := hubtest.Dial(t, s.wsURL(""), alice, nil)
+	if err == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third alice: %v %v, want 429 with Retry-After", err, resp)
+	}
+	hubtest.MustDial(t, s.wsURL(""), bob)
+	_, resp, err = hubtest.Dial(t, s.wsURL(""), bob, nil)
+	if err == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("fourth connection: %v %v, want 503 with Retry-After", err, resp)
+	}
+	// A slot freed is a slot reusable.
+	a1.Conn.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, "alice's slot to be freed", func() bool { return s.Clients() == 2 })
+	hubtest.MustDial(t, s.wsURL(""), alice)
+	for reason, want := range map[string]float64{"user_full": 1, "server_full": 1} {
+		if got := testCounter(s.metrics.HandshakeRefusals.WithLabelValues(reason)); got != want {
+			t.Errorf("refusals{%s} = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+func TestHandshakeRatePerIP(t *testing.T) {
+	s := newTestServer(t, Options{HandshakeRate: 0.01, HandshakeBurst: 2})
+	tok := hubtest.Token(t, "x", time.Hour, "*")
+	hubtest.MustDial(t, s.wsURL(""), tok)
+	hubtest.MustDial(t, s.wsURL(""), tok)
+	_, resp, err := hubtest.Dial(t, s.wsURL(""), tok, nil)
+	if err == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third handshake: %v %v, want 429 with Retry-After", err, resp)
+	}
+	// Refused before the token is even looked at.
+	_, resp, _ = hubtest.Dial(t, s.wsURL(""), "not-a-token", nil)
+	if resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("bad token past the limit: %v, want 429", resp)
+	}
+}
+
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	cases := []struct {
+		name, remote string
+		xff          []string
+		want         string
+	}{
+		{"direct", "203.0.113.7:5000", nil, "203.0.113.7"},
+		{"untrusted peer's header ignored", "203.0.113.7:5000", []string{"1.2.3.4"}, "203.0.113.7"},
+		{"trusted proxy", "10.1.2.3:80", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"chain: right-most untrusted", "10.1.2.3:80", []string{"6.6.6.6, 198.51.100.9, 10.9.9.9"}, "198.51.100.9"},
+		{"several headers", "10.1.2.3:80", []string{"6.6.6.6", "198.51.100.9"}, "198.51.100.9"},
+		{"mangled chain falls back to peer", "10.1.2.3:80", []string{"not-an-ip"}, "10.1.2.3"},
+		{"all trusted", "10.1.2.3:80", []string{"10.4.4.4"}, "10.1.2.3"},
+		{"IPv6 proxy", "[::1]:80", []string{"2001:db8::5"}, "2001:db8::5"},
+		{"mapped IPv4", "[::ffff:203.0.113.7]:1", nil, "203.0.113.7"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := http.NewRequest("GET", "/", nil)
+			r.RemoteAddr = tc.remote
+			for _, v := range tc.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := clientIP(r, trusted).String(); got != tc.want {
+				t.Fatalf("clientIP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIPTableForgetsIdleAddresses(t *testing.T) {
+	a := newAdmission(Options{HandshakeRate: 1, HandshakeBurst: 1})
+	now := time.Now()
+	for i := range 100 {
+		a.allowHandshake(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now)
+	}
+	if len(a.ips) != 100 {
+		t.Fatalf("%d entries", len(a.ips))
+	}
+	later := now.Add(ipIdleExpiry + ipSweepEvery + time.Second)
+	a.allowHandshake(netip.MustParseAddr("198.51.100.1"), later)
+	if len(a.ips) != 1 {
+		t.Fatalf("%d entries after the idle ones expired, want 1", len(a.ips))
+	}
+}
