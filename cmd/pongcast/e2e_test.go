@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -321,6 +322,15 @@ func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
 		{"garbage", s.ws(""), http.Header{"Authorization": {"Bearer not.a.jwt"}}, 401, "malformed"},
 		{"basic auth", s.ws(""), http.Header{"Authorization": {"Basic dXNlcjpwdw=="}}, 401, "malformed"},
 		{"expired", s.ws(""), http.Header{"Authorization": {"Bearer " + expired}}, 401, "expired"},
+		{"bearer without token", s.ws(""), http.Header{"Authorization": {"Bearer"}}, 401, "malformed"},
+		{"token in the wrong parameter", s.ws("token=" + good), nil, 401, "missing"},
+		{"four segments", s.ws(""), http.Header{"Authorization": {"Bearer " + good + ".extra"}}, 401, "malformed"},
+		{"space inside", s.ws(""), http.Header{"Authorization": {"Bearer " + good[:20] + " " + good[20:]}}, 401, "malformed"},
+		{"signature cut", s.ws(""), http.Header{"Authorization": {"Bearer " + good[:len(good)-4]}}, 401, "signature"},
+		{"9 KB token", s.ws(""), http.Header{"Authorization": {"Bearer " + strings.Repeat("a", 9000)}}, 401, "malformed"},
+		{"alg none", s.ws(""), http.Header{"Authorization": {"Bearer " + noneToken(t)}}, 401, "algorithm"},
+		{"headers past 16 KB", s.ws(""), http.Header{"Authorization": {"Bearer " + strings.Repeat("a", 30000)}}, 431, ""},
+		{"lower-case scheme", s.ws(""), http.Header{"Authorization": {"bearer " + good}}, 101, ""},
 		{"query token", s.ws("access_token=" + url.QueryEscape(good)), nil, 101, ""},
 		{"foreign origin", s.ws("access_token=" + good), http.Header{"Origin": {"https://evil.example.net"}}, 403, ""},
 		{"allowed origin", s.ws("access_token=" + good), http.Header{"Origin": {"https://app.example.com"}}, 101, ""},
@@ -356,6 +366,13 @@ func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
 	if strings.Contains(s.logs.String(), good) || strings.Contains(s.logs.String(), expired) {
 		t.Fatal("a token appears in the server log")
 	}
+}
+
+// noneToken is a well-formed unsigned token (alg none) with valid claims.
+func noneToken(t *testing.T) string {
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
+	claims := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"x","exp":%d,"exchanges":["*"]}`, time.Now().Add(time.Hour).Unix())))
+	return header + "." + claims + "."
 }
 
 func TestHealthReadinessAndMetrics(t *testing.T) {

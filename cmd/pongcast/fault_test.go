@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -68,8 +70,9 @@ func TestShutdownClosesEveryClientWithGoingAway(t *testing.T) {
 	}
 }
 
-// TestBinaryExitsZeroOnSIGTERM runs the real binary: SIGTERM closes its
-// client with 1001 and the process exits 0 within 10 s.
+// TestBinaryExitsZeroOnSIGTERM runs the real binary under load: 200
+// clients receiving a stream of pongs. SIGTERM closes every client with
+// 1001 and the process exits 0 within 10 s.
 func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "pongcast")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -77,7 +80,8 @@ func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
 	redisURL := hubtest.RedisURL(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", hubtest.Channel(t))
+	channel := hubtest.Channel(t)
+	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", channel, "--handshake-rate", "0", "--max-connections-per-user", "0")
 	cmd.Env = append(os.Environ(), "PONGCAST_JWT_SECRET="+hubtest.Secret)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -104,16 +108,59 @@ func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 		for lines.Scan() { // keep the pipe drained
 		}
 	}()
-	c := hubtest.MustDial(t, "ws://"+addr+"/ws?exchanges=gateio", hubtest.Token(t, "a", time.Hour, "*"))
-	c.ReadType("subscribed")
+	tok := hubtest.Token(t, "a", time.Hour, "*")
+	const clients = 200
+	codes := make(chan websocket.StatusCode, clients)
+	var pongs atomic.Int64
+	for range clients {
+		c := hubtest.MustDial(t, "ws://"+addr+"/ws?exchanges=gateio", tok)
+		c.ReadType("subscribed")
+		go func() {
+			for {
+				_, err := c.TryRead(20 * time.Second)
+				var ce websocket.CloseError
+				switch {
+				case err == nil:
+					pongs.Add(1)
+					continue
+				case errors.As(err, &ce):
+					codes <- ce.Code
+				default:
+					codes <- -1
+				}
+				return
+			}
+		}()
+	}
+	pub := redisClient(t, redisURL)
+	stopPub := make(chan struct{})
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stopPub:
+				return
+			case <-time.After(5 * time.Millisecond):
+				pub.Publish(context.Background(), channel, seqPong("gateio", i))
+			}
+		}
+	}()
+	for pongs.Load() < clients*10 { // load is flowing
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	start := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := c.ExpectClose(10 * time.Second); code != websocket.StatusGoingAway {
-		t.Fatalf("close code %d, want 1001", code)
+	for i := range clients {
+		if code := <-codes; code != websocket.StatusGoingAway {
+			t.Fatalf("client %d: close code %d, want 1001", i, code)
+		}
 	}
+	close(stopPub)
+	<-pubDone
 	waitErr := make(chan error, 1)
 	go func() { waitErr <- cmd.Wait() }()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -13,8 +13,11 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/config"
@@ -26,6 +29,10 @@ import (
 const shutdownBudget = 7 * time.Second
 
 func main() {
+	// go-redis logs its own dial failures through a global logger; route
+	// them to debug level, since the feed reports failures itself, once,
+	// rate-limited.
+	redis.SetLogger(&redisLog)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil)
@@ -47,6 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	redisLog.logger.Store(log)
 
 	var dev *devEnv
 	if cfg.Dev {
@@ -140,6 +148,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	<-feedDone
 	log.Info("stopped")
 	return result
+}
+
+// redisLogger adapts go-redis's internal logging to slog at debug level.
+type redisLogger struct{ logger atomic.Pointer[slog.Logger] }
+
+var redisLog redisLogger
+
+func (l *redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	if log := l.logger.Load(); log != nil && log.Enabled(ctx, slog.LevelDebug) {
+		log.Debug("redis client", "detail", fmt.Sprintf(format, v...))
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -35,13 +35,23 @@ type RawConn struct {
 // handshake with the token in the Authorization header.
 func RawDial(t testing.TB, wsURL, token string) *RawConn {
 	t.Helper()
-	u, err := url.Parse(wsURL)
+	c, err := TryRawDial(t, wsURL, token)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TryRawDial is RawDial that returns its error, for use off the test's
+// goroutine.
+func TryRawDial(t testing.TB, wsURL, token string) (*RawConn, error) {
+	u, err := url.Parse(wsURL)
+	if err != nil {
+		return nil, err
+	}
 	conn, err := net.DialTimeout("tcp", u.Host, ReadTimeout)
 	if err != nil {
-		t.Fatalf("dial: %v", err)
+		return nil, fmt.Errorf("dial: %w", err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	key := make([]byte, 16)
@@ -50,18 +60,27 @@ func RawDial(t testing.TB, wsURL, token string) *RawConn {
 		"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n",
 		u.RequestURI(), u.Host, base64.StdEncoding.EncodeToString(key), token)
 	if _, err := io.WriteString(conn, req); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(ReadTimeout))
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("handshake: %v", err)
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %s", resp.Status)
+		return nil, fmt.Errorf("handshake: %s", resp.Status)
 	}
-	return &RawConn{t: t, Conn: conn, br: br}
+	return &RawConn{t: t, Conn: conn, br: br}, nil
+}
+
+// Reset closes the connection with a TCP RST instead of a FIN, as a
+// crashed client or a dropped network would.
+func (c *RawConn) Reset() {
+	if tc, ok := c.Conn.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Conn.Close()
 }
 
 // WriteFrame writes one masked frame, as a client must.
