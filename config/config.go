@@ -86,6 +86,9 @@ type Config struct {
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
 
+	// DebugAddr, if set, serves net/http/pprof there (keep it on loopback).
+	DebugAddr string
+
 	Dev bool
 }
 
@@ -123,6 +126,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		hsBurst       = fs.Int("handshake-burst", DefaultHandshakeBurst, "burst of handshakes allowed from one client IP (env PONGCAST_HANDSHAKE_BURST)")
 		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
 		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
+		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
 		logLevel      = fs.String("log-level", DefaultLogLevel, "debug, info, warn or error (env PONGCAST_LOG_LEVEL)")
 		logFormat     = fs.String("log-format", DefaultLogFormat, "text or json (env PONGCAST_LOG_FORMAT)")
 		dev           = fs.Bool("dev", false, "dev mode: listen on 127.0.0.1, embedded Redis unless --redis-url is given, random secret, print a token (env PONGCAST_DEV)")
@@ -182,6 +186,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		HandshakeBurst:        *hsBurst,
 		HandshakeTimeout:      *hsTimeout,
 		LogFormat:             *logFormat,
+		DebugAddr:             *debugAddr,
 		Dev:                   *dev,
 	}
 
@@ -286,6 +291,11 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 			prefix = netip.PrefixFrom(addr, addr.BitLen())
 		}
 		cfg.TrustedProxies = append(cfg.TrustedProxies, prefix.Masked())
+	}
+	if cfg.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.DebugAddr); err != nil {
+			bad("debug-addr", "want host:port, got %q", cfg.DebugAddr)
+		}
 	}
 	if err := cfg.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		bad("log-level", "want debug, info, warn or error, got %q", *logLevel)

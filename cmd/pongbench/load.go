@@ -1,0 +1,421 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pongcast/pongcast/auth"
+)
+
+// benchClient is one connection of the fleet.
+type benchClient struct {
+	idx       int
+	ws        *wsClient
+	exchange  string // "" when it receives every exchange
+	received  atomic.Int64
+	closeCode atomic.Int32 // set when the server closed it
+	done      chan struct{}
+}
+
+// fleet is the set of clients and what they have received.
+type fleet struct {
+	o        *options
+	hist     *latencyHist
+	received atomic.Int64
+	closed   atomic.Int64
+	mu       sync.Mutex
+	clients  []*benchClient
+	tokens   []string
+	base     *url.URL
+}
+
+var sentKey = []byte(`"sent_ns":`)
+
+func stringsTrimSpace(s string) string { return strings.TrimSpace(s) }
+
+func newFleet(o *options) (*fleet, error) {
+	u, err := url.Parse(o.url)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
+		return nil, fmt.Errorf("--url must be ws://, got %q", o.url)
+	}
+	if u.Scheme == "wss" {
+		return nil, errors.New("--url: wss:// is not supported; benchmark on loopback with ws://")
+	}
+	f := &fleet{o: o, hist: newLatencyHist(), base: u}
+	if o.mode == "pongcast" {
+		signer, err := auth.NewHMACSigner(o.secret, "HS256")
+		if err != nil {
+			return nil, err
+		}
+		ttl := o.duration + o.hold + time.Hour
+		for i := range o.clients {
+			tok, err := signer.Issue(auth.TokenSpec{Subject: "bench-" + strconv.Itoa(i), Exchanges: []string{"*"}, TTL: ttl})
+			if err != nil {
+				return nil, err
+			}
+			f.tokens = append(f.tokens, tok)
+		}
+	}
+	return f, nil
+}
+
+// exchangeOf is the exchange client i subscribes to ("" for all).
+func (f *fleet) exchangeOf(i int) string {
+	if f.o.mode == "seed" || f.o.wildcard {
+		return ""
+	}
+	return "ex" + strconv.Itoa(i%f.o.exchanges)
+}
+
+// connect opens client i, waits for its subscription to be confirmed, and
+// starts its reader.
+func (f *fleet) connect(ctx context.Context, i int) (*benchClient, error) {
+	u := *f.base
+	token := ""
+	if f.o.mode == "pongcast" {
+		q := u.Query()
+		if f.o.wildcard {
+			q.Set("exchanges", "*")
+		} else {
+			q.Set("exchanges", f.exchangeOf(i))
+		}
+		u.RawQuery = q.Encode()
+		token = f.tokens[i%len(f.tokens)]
+	}
+	var local net.Addr
+	if f.o.sourceIPs > 1 {
+		local = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%f.o.sourceIPs))}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ws, err := dialWS(dctx, &u, token, local)
+	if err != nil {
+		return nil, err
+	}
+	if f.o.mode == "pongcast" {
+		_ = ws.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		msg, err := ws.next()
+		if err != nil {
+			ws.conn.Close()
+			return nil, fmt.Errorf("waiting for subscribed: %w", err)
+		}
+		if !bytes.HasPrefix(msg, []byte(`{"type":"subscribed"`)) {
+			ws.conn.Close()
+			return nil, fmt.Errorf("first message is %.80s, want subscribed", msg)
+		}
+		_ = ws.conn.SetReadDeadline(time.Time{})
+	}
+	c := &benchClient{idx: i, ws: ws, exchange: f.exchangeOf(i), done: make(chan struct{})}
+	go f.read(c)
+	return c, nil
+}
+
+// read counts c's pongs and records their latency until c ends.
+func (f *fleet) read(c *benchClient) {
+	defer close(c.done)
+	for {
+		msg, err := c.ws.next()
+		if err != nil {
+			var ce *closeError
+			if errors.As(err, &ce) {
+				c.closeCode.Store(int32(ce.code))
+				f.closed.Add(1)
+			}
+			return
+		}
+		k := bytes.Index(msg, sentKey)
+		if k < 0 {
+			continue
+		}
+		sent := parseInt(msg[k+len(sentKey):])
+		f.hist.record(c.idx, (time.Now().UnixNano()-sent)/1000)
+		c.received.Add(1)
+		f.received.Add(1)
+	}
+}
+
+func parseInt(b []byte) int64 {
+	var n int64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	return n
+}
+
+// connectAll connects clients [from, to) with o.connectParallel workers.
+func (f *fleet) connectAll(ctx context.Context, from, to int) (connected int, firstErr error) {
+	idx := make(chan int)
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var n atomic.Int64
+	for range f.o.connectParallel {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				c, err := f.connect(ctx, i)
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("client %d: %w", i, err) })
+					continue
+				}
+				n.Add(1)
+				f.mu.Lock()
+				f.clients = append(f.clients, c)
+				f.mu.Unlock()
+			}
+		}()
+	}
+	for i := from; i < to && ctx.Err() == nil; i++ {
+		idx <- i
+	}
+	close(idx)
+	wg.Wait()
+	return int(n.Load()), firstErr
+}
+
+// closeAll closes every client and waits for the readers.
+func (f *fleet) closeAll() {
+	f.mu.Lock()
+	clients := f.clients
+	f.clients = nil
+	f.mu.Unlock()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, c := range clients {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			c.ws.close()
+			<-c.done
+			<-sem
+		}()
+	}
+	wg.Wait()
+}
+
+// subscribers counts the connected clients per exchange ("" = all).
+func (f *fleet) subscribers() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m := map[string]int{}
+	for _, c := range f.clients {
+		m[c.exchange]++
+	}
+	return m
+}
+
+// publisher publishes numbered pongs at a fixed rate.
+type publisher struct {
+	client    *redis.Client
+	channel   string
+	exchanges int
+	sent      int
+	buf       []byte
+}
+
+func newPublisher(o *options) (*publisher, error) {
+	opts, err := redis.ParseURL(o.redisURL)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	return &publisher{client: redis.NewClient(opts), channel: o.channel, exchanges: o.exchanges}, nil
+}
+
+// publish sends pong number n; it returns the exchange it went to.
+func (p *publisher) publish(ctx context.Context, n int) (string, error) {
+	ex := "ex" + strconv.Itoa(n%p.exchanges)
+	p.buf = p.buf[:0]
+	p.buf = append(p.buf, `{"exchange":"`...)
+	p.buf = append(p.buf, ex...)
+	p.buf = append(p.buf, `","latency":1,"timestamp":`...)
+	now := time.Now()
+	p.buf = strconv.AppendInt(p.buf, now.UnixMilli(), 10)
+	p.buf = append(p.buf, `,"status":"connected","seq":`...)
+	p.buf = strconv.AppendInt(p.buf, int64(n), 10)
+	p.buf = append(p.buf, `,"sent_ns":`...)
+	p.buf = strconv.AppendInt(p.buf, time.Now().UnixNano(), 10)
+	p.buf = append(p.buf, '}')
+	err := p.client.Publish(ctx, p.channel, p.buf).Err()
+	if err == nil {
+		p.sent++
+	}
+	return ex, err
+}
+
+// loadReport is what runLoad measures.
+type loadReport struct {
+	Label            string  `json:"label,omitempty"`
+	Mode             string  `json:"mode"`
+	Clients          int     `json:"clients"`
+	Connected        int     `json:"connected"`
+	Exchanges        int     `json:"exchanges"`
+	Wildcard         bool    `json:"wildcard,omitempty"`
+	ConnectSeconds   float64 `json:"connect_seconds"`
+	ConnectsPerSec   float64 `json:"connects_per_sec"`
+	RatePerSec       float64 `json:"rate_per_sec"`
+	DurationSeconds  float64 `json:"duration_seconds"`
+	Published        int     `json:"published"`
+	Expected         int64   `json:"deliveries_expected"`
+	Received         int64   `json:"deliveries_received"`
+	Lost             int64   `json:"deliveries_lost"`
+	ClosedByServer   int64   `json:"clients_closed_by_server"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	P50Ms            float64 `json:"p50_ms"`
+	P90Ms            float64 `json:"p90_ms"`
+	P99Ms            float64 `json:"p99_ms"`
+	P999Ms           float64 `json:"p999_ms"`
+	MaxMs            float64 `json:"max_ms"`
+	ServerRSSBefore  uint64  `json:"server_rss_before_bytes,omitempty"`
+	ServerRSSAfter   uint64  `json:"server_rss_after_bytes,omitempty"`
+	RSSPerConnKiB    float64 `json:"server_rss_per_conn_kib,omitempty"`
+	ServerCPUSeconds float64 `json:"server_cpu_seconds_publish,omitempty"`
+	BenchCPUSeconds  float64 `json:"bench_cpu_seconds_publish"`
+	BenchCPUPerDelUs float64 `json:"bench_cpu_per_delivery_us"`
+	FileLimit        uint64  `json:"bench_file_limit"`
+	SourceIPs        int     `json:"source_ips"`
+}
+
+func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error) {
+	r := &loadReport{Label: o.label, Mode: o.mode, Clients: o.clients, Exchanges: o.exchanges, Wildcard: o.wildcard,
+		RatePerSec: o.rate, FileLimit: raiseFileLimit(), SourceIPs: o.sourceIPs}
+	if need := uint64(o.clients + 64); r.FileLimit < need {
+		return nil, fmt.Errorf("%d clients need %d open files, the limit here is %d", o.clients, need, r.FileLimit)
+	}
+	f, err := newFleet(o)
+	if err != nil {
+		return nil, err
+	}
+	if o.serverPID > 0 {
+		r.ServerRSSBefore, _ = rssBytes(o.serverPID)
+	}
+	fmt.Fprintf(log, "connecting %d clients to %s ...\n", o.clients, o.url)
+	start := time.Now()
+	connected, cerr := f.connectAll(ctx, 0, o.clients)
+	r.ConnectSeconds = time.Since(start).Seconds()
+	r.Connected = connected
+	r.ConnectsPerSec = float64(connected) / r.ConnectSeconds
+	defer f.closeAll()
+	if cerr != nil {
+		fmt.Fprintf(log, "connect errors, first: %v\n", cerr)
+	}
+	if connected == 0 {
+		return r, fmt.Errorf("no client connected: %w", cerr)
+	}
+	fmt.Fprintf(log, "connected %d in %.2fs (%.0f/s)\n", connected, r.ConnectSeconds, r.ConnectsPerSec)
+	if o.hold > 0 {
+		fmt.Fprintf(log, "holding idle connections for %s ...\n", o.hold)
+		select {
+		case <-time.After(o.hold):
+		case <-ctx.Done():
+		}
+	}
+	if o.serverPID > 0 {
+		r.ServerRSSAfter, _ = rssBytes(o.serverPID)
+		if r.ServerRSSAfter > r.ServerRSSBefore {
+			r.RSSPerConnKiB = float64(r.ServerRSSAfter-r.ServerRSSBefore) / 1024 / float64(connected)
+		}
+	}
+	if o.rate == 0 || o.duration == 0 {
+		return r, nil
+	}
+
+	pub, err := newPublisher(o)
+	if err != nil {
+		return r, err
+	}
+	defer pub.client.Close()
+	subs := f.subscribers()
+	fmt.Fprintf(log, "publishing %.0f pongs/s for %s ...\n", o.rate, o.duration)
+	cpu0, srv0 := selfCPU(), serverCPU(o.serverPID)
+	interval := time.Duration(float64(time.Second) / o.rate)
+	begin := time.Now()
+	var expected int64
+	for n := 0; ; n++ {
+		at := begin.Add(time.Duration(n) * interval)
+		if at.Sub(begin) >= o.duration || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Until(at))
+		ex, err := pub.publish(ctx, n)
+		if err != nil {
+			return r, fmt.Errorf("publish: %w", err)
+		}
+		expected += int64(subs[ex] + subs[""])
+	}
+	publishEnd := time.Now()
+	deadline := publishEnd.Add(o.drain)
+	for f.received.Load() < expected && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	elapsed := time.Since(begin)
+	r.BenchCPUSeconds = (selfCPU() - cpu0).Seconds()
+	if o.serverPID > 0 {
+		r.ServerCPUSeconds = (serverCPU(o.serverPID) - srv0).Seconds()
+	}
+	r.DurationSeconds = publishEnd.Sub(begin).Seconds()
+	r.Published = pub.sent
+	r.Expected = expected
+	r.Received = f.received.Load()
+	r.Lost = max(0, r.Expected-r.Received)
+	r.ClosedByServer = f.closed.Load()
+	r.DeliveriesPerSec = float64(r.Received) / elapsed.Seconds()
+	if r.Received > 0 {
+		r.BenchCPUPerDelUs = r.BenchCPUSeconds * 1e6 / float64(r.Received)
+	}
+	h := f.hist.merged()
+	ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
+	r.P50Ms, r.P90Ms, r.P99Ms, r.P999Ms = ms(50), ms(90), ms(99), ms(99.9)
+	r.MaxMs = float64(h.Max()) / 1000
+	return r, nil
+}
+
+func serverCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	d, _ := processCPU(pid)
+	return d
+}
+
+func (r *loadReport) table(w io.Writer) {
+	row := func(k string, v any) { fmt.Fprintf(w, "%-28s %v\n", k, v) }
+	if r.Label != "" {
+		row("workload", r.Label)
+	}
+	row("mode", r.Mode)
+	row("clients connected", fmt.Sprintf("%d of %d (%d source IPs)", r.Connected, r.Clients, r.SourceIPs))
+	row("connect time", fmt.Sprintf("%.2fs (%.0f connects/s)", r.ConnectSeconds, r.ConnectsPerSec))
+	if r.ServerRSSAfter > 0 {
+		row("server RSS before/after", fmt.Sprintf("%.1f MiB / %.1f MiB (%.2f KiB per connection)",
+			float64(r.ServerRSSBefore)/(1<<20), float64(r.ServerRSSAfter)/(1<<20), r.RSSPerConnKiB))
+	}
+	if r.Published == 0 {
+		return
+	}
+	row("pongs published", fmt.Sprintf("%d at %.0f/s over %.1fs, %d exchanges", r.Published, r.RatePerSec, r.DurationSeconds, r.Exchanges))
+	row("deliveries", fmt.Sprintf("expected %d, received %d, lost %d", r.Expected, r.Received, r.Lost))
+	row("clients closed by server", r.ClosedByServer)
+	row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerSec))
+	row("latency p50/p90/p99", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50Ms, r.P90Ms, r.P99Ms))
+	row("latency p99.9/max", fmt.Sprintf("%.3f / %.3f ms", r.P999Ms, r.MaxMs))
+	if r.ServerCPUSeconds > 0 {
+		row("server CPU (publish phase)", fmt.Sprintf("%.2fs", r.ServerCPUSeconds))
+	}
+	row("pongbench CPU", fmt.Sprintf("%.2fs (%.2f µs per delivery)", r.BenchCPUSeconds, r.BenchCPUPerDelUs))
+}
