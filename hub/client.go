@@ -2,9 +2,9 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -28,6 +28,7 @@ const (
 	reasonBinary       = "binary messages are not supported: send JSON text"
 	reasonKeepAlive    = "keep-alive timeout"
 	reasonInvalidUTF8  = "text message is not valid UTF-8"
+	reasonWriteTimeout = "write timeout"
 )
 
 // Client is one WebSocket session: the token's claims, the subscription
@@ -48,6 +49,11 @@ type Client struct {
 	// Guarded by srv.hub.mu.
 	subs     []string
 	wildcard bool
+
+	// writeStart is when the writer began its current batch (Unix ns), or
+	// zero while it is not writing; the server's watchdog drops clients
+	// whose batch outlives WriteTimeout.
+	writeStart atomic.Int64
 
 	// Reader goroutine only.
 	limiter      *rate.Limiter
@@ -209,16 +215,16 @@ func (c *Client) writeLoop() {
 	}
 }
 
+// writeBatch writes frames in order. Its time limit is enforced by the
+// server's watchdog rather than a context per write: a context with a
+// deadline costs the library a timer registration on every message.
 func (c *Client) writeBatch(batch []*frame) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
-	defer cancel()
+	c.writeStart.Store(time.Now().UnixNano())
+	defer c.writeStart.Store(0)
 	pongs := 0
 	for _, f := range batch {
-		if err := c.conn.Write(ctx, websocket.MessageText, f.data); err != nil {
+		if err := c.conn.Write(context.Background(), websocket.MessageText, f.data); err != nil {
 			c.srv.metrics.Dropped.Add(float64(len(batch) - pongs))
-			if errors.Is(err, context.DeadlineExceeded) {
-				c.srv.log.Info("client write timed out", "client", c, "timeout", c.srv.opts.WriteTimeout)
-			}
 			return err
 		}
 		if !f.received.IsZero() {
@@ -321,6 +327,8 @@ func closeLabel(cause string) string {
 		return "keepalive"
 	case reasonInvalidUTF8:
 		return "invalid_utf8"
+	case reasonWriteTimeout:
+		return "write_timeout"
 	case causeTooBig:
 		return "too_big"
 	case causePeer:

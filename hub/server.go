@@ -34,13 +34,15 @@ type Server struct {
 	nextID  atomic.Uint64
 	closing atomic.Bool
 
+	watchdog  *watchdog
 	admission *admission
 	rejectLog *logLimiter
 	proxyLog  *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
-// Run does, and keeps trying.
+// Run does, and keeps trying. It starts one housekeeping goroutine, which
+// Shutdown stops: call Shutdown when done with the Server.
 func NewServer(opts Options) (*Server, error) {
 	if opts.Verifier == nil {
 		return nil, errors.New("hub: Options.Verifier is required")
@@ -72,6 +74,7 @@ func NewServer(opts Options) (*Server, error) {
 		}
 		s.feed = newFeed(s, ropts, opts.Channel)
 	}
+	s.startWatchdog()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.serveWS)
 	s.mux.HandleFunc("GET /ws", s.serveWS)
@@ -155,6 +158,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.wg.Wait()
 		close(done)
 	}()
+	defer s.watchdog.close()
 	select {
 	case <-done:
 		return nil

@@ -163,6 +163,7 @@ func TestWatchReportsRefusal(t *testing.T) {
 	}
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
+	defer srv.Shutdown(context.Background())
 	token := hubtest.Token(t, "a", time.Hour, "gateio")
 	code, _, errOut := pongctl(t, nil, "watch", "--url", "ws"+strings.TrimPrefix(ts.URL, "http"), "--token", token, "--exchanges", "kraken")
 	if code != 1 || !strings.Contains(errOut, "403") || !strings.Contains(errOut, "kraken") {
