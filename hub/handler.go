@@ -90,7 +90,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("this token's subject already has %d connections", s.opts.MaxConnectionsPerUser))
 		return
 	}
-	conn, err := websocket.Accept(w, r, &s.accept)
+	conn, err := websocket.Accept(smallBufferWriter{w}, r, &s.accept)
 	if err != nil {
 		s.admission.release(claims.Subject)
 		// Accept has written the response (403 for a foreign Origin, 426

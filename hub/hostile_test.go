@@ -227,3 +227,39 @@ func TestStuckSocketDroppedAfterWriteTimeout(t *testing.T) {
 		return testCounter(s.metrics.ClientCloses.WithLabelValues("write_timeout")) == 1
 	})
 }
+
+// A client may send its first frame right behind the handshake, before the
+// 101 arrives; those bytes must survive the switch to small buffers.
+func TestFramePipelinedBehindHandshake(t *testing.T) {
+	s := newTestServer(t, Options{})
+	addr := strings.TrimPrefix(s.url, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ping := []byte(`{"type":"ping","id":"early"}`)
+	frame := []byte{0x81, 0x80 | byte(len(ping)), 1, 2, 3, 4}
+	for i, b := range ping {
+		frame = append(frame, b^[]byte{1, 2, 3, 4}[i%4])
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Authorization: Bearer " + hubtest.Token(t, "p", time.Hour, "*") + "\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(hubtest.ReadTimeout))
+	got := make([]byte, 0, 1024)
+	buf := make([]byte, 1024)
+	for !strings.Contains(string(got), `"id":"early"`) {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no reply to the pipelined ping; got %q: %v", got, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 101") || !strings.Contains(string(got), `{"type":"pong"`) {
+		t.Fatalf("got %q", got)
+	}
+}
