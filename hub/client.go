@@ -54,6 +54,12 @@ type Client struct {
 	// zero while it is not writing; the server's watchdog drops clients
 	// whose batch outlives WriteTimeout.
 	writeStart atomic.Int64
+	// lastWrite is when the writer last finished a batch (Unix ns); the
+	// watchdog retires writers parked for longer than writerIdle.
+	lastWrite atomic.Int64
+	// wake rouses a parked writer (capacity 1: a wake-up is never lost
+	// and never blocks).
+	wake chan struct{}
 
 	// Reader goroutine only.
 	limiter      *rate.Limiter
@@ -63,7 +69,8 @@ type Client struct {
 	mu          sync.Mutex // guards everything below
 	queue       []*frame
 	spare       []*frame // the writer's last batch, reused
-	writing     bool     // a writer goroutine is running
+	writer      writerState
+	retire      bool // the parked writer is to exit rather than wait
 	closeCode   websocket.StatusCode
 	closeReason string
 	discard     bool // drop queued frames instead of flushing them before the close
@@ -81,9 +88,25 @@ func (c *Client) LogValue() slog.Value {
 	)
 }
 
+// writerState is the life of a client's writer goroutine. A writer is
+// started by the first frame, parks when the queue is empty, and exits when
+// the session ends or after writerIdle parked: an active client keeps one
+// goroutine (no start-up cost per frame), an idle one has none (no memory).
+type writerState uint8
+
+const (
+	writerNone   writerState = iota // no goroutine
+	writerActive                    // running, or about to look at the queue
+	writerParked                    // waiting on wake
+)
+
+// writerIdle is how long a writer stays parked before it is retired.
+const writerIdle = 5 * time.Second
+
 // enqueue queues f for writing and reports whether it was queued. A full
 // queue makes c a slow consumer: its queue is dropped and it is closed with
-// 1008, by its writer, never by the caller.
+// 1008, by its writer, never by the caller. It never blocks and, once the
+// client is warm, never allocates.
 func (c *Client) enqueue(f *frame) bool {
 	c.mu.Lock()
 	if c.done || c.closeCode != 0 {
@@ -92,21 +115,21 @@ func (c *Client) enqueue(f *frame) bool {
 		return false
 	}
 	if len(c.queue) >= c.srv.opts.SendQueue {
-		start := c.requestCloseLocked(closePolicyViolation, reasonSlowConsumer, true)
+		spawn := c.requestCloseLocked(closePolicyViolation, reasonSlowConsumer, true)
 		c.mu.Unlock()
 		c.srv.metrics.Dropped.Inc()
 		c.srv.metrics.SlowConsumerCloses.Inc()
 		c.srv.log.Info("slow consumer closed", "client", c, "queue", c.srv.opts.SendQueue)
-		if start {
-			c.startWriter()
+		if spawn {
+			c.spawnWriter()
 		}
 		return false
 	}
 	c.queue = append(c.queue, f)
-	start := c.startWriterLocked()
+	spawn := c.kickWriterLocked()
 	c.mu.Unlock()
-	if start {
-		c.startWriter()
+	if spawn {
+		c.spawnWriter()
 	}
 	return true
 }
@@ -128,10 +151,10 @@ var replyTooLarge = protocol.EncodeError(protocol.CodeInternal, "the reply would
 // now are written (or, with discard, at once). The first request wins.
 func (c *Client) requestClose(code websocket.StatusCode, reason string, discard bool) {
 	c.mu.Lock()
-	start := c.requestCloseLocked(code, reason, discard)
+	spawn := c.requestCloseLocked(code, reason, discard)
 	c.mu.Unlock()
-	if start {
-		c.startWriter()
+	if spawn {
+		c.spawnWriter()
 	}
 }
 
@@ -142,15 +165,15 @@ func (c *Client) replyAndClose(data []byte, code websocket.StatusCode, reason st
 	if !c.done && c.closeCode == 0 {
 		c.queue = append(c.queue, replyFrame(data))
 	}
-	start := c.requestCloseLocked(code, reason, false)
+	spawn := c.requestCloseLocked(code, reason, false)
 	c.mu.Unlock()
-	if start {
-		c.startWriter()
+	if spawn {
+		c.spawnWriter()
 	}
 }
 
 // requestCloseLocked records a close request and reports whether the
-// caller must start the writer.
+// caller must spawn the writer.
 func (c *Client) requestCloseLocked(code websocket.StatusCode, reason string, discard bool) bool {
 	if c.done || c.closeCode != 0 {
 		return false
@@ -160,41 +183,65 @@ func (c *Client) requestCloseLocked(code websocket.StatusCode, reason string, di
 		clear(c.queue)
 		c.queue = c.queue[:0]
 	}
-	return c.startWriterLocked()
+	return c.kickWriterLocked()
 }
 
-func (c *Client) startWriterLocked() bool {
-	if c.writing || c.done {
+// kickWriterLocked makes sure a writer will look at the queue: it wakes a
+// parked one, or reports that the caller must spawn one (after unlocking).
+func (c *Client) kickWriterLocked() (spawn bool) {
+	switch {
+	case c.done:
 		return false
+	case c.writer == writerParked:
+		c.writer = writerActive
+		c.retire = false
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+		return false
+	case c.writer == writerNone:
+		c.writer = writerActive
+		// The reader holds a count on srv.wg until after it sets done, so
+		// this Add never races with Shutdown's Wait on a zero counter.
+		c.srv.wg.Add(1)
+		return true
 	}
-	c.writing = true
-	// The reader holds a count on srv.wg until after it sets done, so this
-	// Add never races with Shutdown's Wait on a zero counter.
-	c.srv.wg.Add(1)
-	return true
+	return false
 }
 
-func (c *Client) startWriter() { go c.writeLoop() }
+func (c *Client) spawnWriter() { go c.writeLoop() }
 
-// writeLoop drains the queue in batches, then performs a requested close,
-// then exits. It is the only caller of conn.Write and conn.Close.
+// writeLoop drains the queue in batches, parks while it is empty, performs
+// a requested close, and exits when the session ends or it is retired. It
+// is the only caller of conn.Write and conn.Close.
 func (c *Client) writeLoop() {
 	defer c.srv.wg.Done()
 	for {
 		c.mu.Lock()
-		if c.closeCode != 0 && (c.discard || len(c.queue) == 0) {
+		switch {
+		case c.closeCode != 0 && (c.discard || len(c.queue) == 0):
 			code, reason := c.closeCode, c.closeReason
 			clear(c.queue)
 			c.queue = c.queue[:0]
-			c.writing = false
+			c.writer = writerNone
 			c.mu.Unlock()
 			c.closeConn(code, reason)
 			return
-		}
-		if len(c.queue) == 0 || c.done {
-			c.writing = false
+		case c.done:
+			c.writer = writerNone
 			c.mu.Unlock()
 			return
+		case len(c.queue) == 0 && c.retire:
+			c.retire = false
+			c.writer = writerNone
+			c.mu.Unlock()
+			return
+		case len(c.queue) == 0:
+			c.writer = writerParked
+			c.mu.Unlock()
+			<-c.wake
+			continue
 		}
 		batch := c.queue
 		c.queue, c.spare = c.spare[:0], nil
@@ -206,21 +253,44 @@ func (c *Client) writeLoop() {
 		if c.spare == nil {
 			c.spare = batch[:0]
 		}
+		if err != nil && c.closeCode == 0 {
+			// The connection is broken: queue nothing more, close nothing
+			// more; the reader sees the end and tears down.
+			c.closeCode, c.closeReason, c.discard = websocket.StatusAbnormalClosure, causeError, true
+		}
+		if err != nil {
+			c.writer = writerNone
+		}
 		c.mu.Unlock()
 		if err != nil {
-			// The connection is broken; the reader sees it and tears down.
 			c.conn.CloseNow()
 			return
 		}
 	}
 }
 
-// writeBatch writes frames in order. Its time limit is enforced by the
-// server's watchdog rather than a context per write: a context with a
-// deadline costs the library a timer registration on every message.
+// retireIfIdle ends a writer that has been parked since before cutoff
+// (Unix ns), so an idle client holds no goroutine.
+func (c *Client) retireIfIdle(cutoff int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writer != writerParked || c.lastWrite.Load() >= cutoff {
+		return
+	}
+	c.writer = writerActive
+	c.retire = true
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (c *Client) writeBatch(batch []*frame) error {
 	c.writeStart.Store(time.Now().UnixNano())
-	defer c.writeStart.Store(0)
+	defer func() {
+		c.writeStart.Store(0)
+		c.lastWrite.Store(time.Now().UnixNano())
+	}()
 	pongs := 0
 	for _, f := range batch {
 		if err := c.conn.Write(context.Background(), websocket.MessageText, f.data); err != nil {
@@ -250,6 +320,13 @@ func (c *Client) tearDown(cause string) {
 	c.done = true
 	clear(c.queue)
 	c.queue = nil
+	if c.writer == writerParked {
+		c.writer = writerActive
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
 	if c.closeCode != 0 {
 		cause = c.closeReason
 	}

@@ -108,6 +108,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		claims:  claims,
 		remote:  ip.String(),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
+		wake:    make(chan struct{}, 1),
 	}
 	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
 	if err := s.hub.register(c); err != nil {

@@ -6,9 +6,9 @@ import (
 )
 
 // watchdog drops clients whose writer has been stuck on one batch for
-// longer than WriteTimeout: their socket has stopped draining. One
-// goroutine scanning every client a few times per timeout costs far less
-// than a timer per write.
+// longer than WriteTimeout (their socket has stopped draining), and retires
+// writers that have been idle for writerIdle. One goroutine scanning every
+// client a few times per timeout costs far less than a timer per write.
 type watchdog struct {
 	srv      *Server
 	stop     chan struct{}
@@ -38,6 +38,7 @@ func (w *watchdog) run() {
 				c.dropStuck()
 			}
 			clear(stuck)
+			w.srv.hub.retireIdleWriters(now.Add(-writerIdle).UnixNano())
 		}
 	}
 }
@@ -59,6 +60,15 @@ func (h *Hub) stuckWriters(cutoff int64, out []*Client) []*Client {
 		}
 	}
 	return out
+}
+
+// retireIdleWriters ends the writers parked since before cutoff.
+func (h *Hub) retireIdleWriters(cutoff int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for c := range h.clients {
+		c.retireIfIdle(cutoff)
+	}
 }
 
 // dropStuck closes a client whose socket stopped draining. No close
