@@ -69,9 +69,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var report any
 	if o.soak {
-		report, err = runSoak(ctx, o, stderr)
+		var r *soakReport
+		if r, err = runSoak(ctx, o, stderr); r != nil {
+			report = r
+		}
 	} else {
-		report, err = runLoad(ctx, o, stderr)
+		var r *loadReport
+		if r, err = runLoad(ctx, o, stderr); r != nil {
+			report = r
+		}
 	}
 	if report != nil {
 		if o.jsonOut {
