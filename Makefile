@@ -24,8 +24,11 @@ test:
 	@[ -n "$(RACE)" ] || echo "make test: no C compiler, so no race detector (install gcc to enable it)"
 	$(GO) test $(RACE) -count=1 -timeout 20m ./...
 
+# Go benchmarks of the hot path, then a short pongbench pass against a real
+# server (needs Redis; see BENCHMARKS.md for the full workloads).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./auth ./hub
+	cmd/pongbench/workloads.sh smoke
 
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -81,9 +81,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if report != nil {
 		if o.jsonOut {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			_ = enc.Encode(report)
+			// One line per report: easy to collect and to feed to jq.
+			_ = json.NewEncoder(stdout).Encode(report)
 		} else if t, ok := report.(interface{ table(io.Writer) }); ok {
 			t.table(stdout)
 		}
