@@ -150,3 +150,30 @@ func TestHelpAndStrayArguments(t *testing.T) {
 		t.Fatal("EnvName")
 	}
 }
+
+func TestConnectionLimitSettings(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": secret, "PONGCAST_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7 ,::1"}
+	cfg, err := load(t, env, "--max-connections", "0", "--handshake-rate", "2.5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxConnections != 0 || cfg.MaxConnectionsPerUser != DefaultMaxPerUser || cfg.HandshakeRate != 2.5 || cfg.HandshakeTimeout != DefaultHandshakeTimeout {
+		t.Fatalf("limits: %+v", cfg)
+	}
+	var got []string
+	for _, p := range cfg.TrustedProxies {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "10.0.0.0/8 192.168.1.7/32 ::1/128" {
+		t.Fatalf("trusted proxies %v", got)
+	}
+	_, err = load(t, map[string]string{"PONGCAST_JWT_SECRET": secret}, "--max-connections", "-1", "--max-connections-per-user", "-2",
+		"--handshake-rate", "-1", "--handshake-timeout", "1ms", "--trusted-proxies", "10.0.0.0/33,lan", "--debug-addr", "6060")
+	for _, want := range []string{"--max-connections: must be >= 0", "--max-connections-per-user: must be >= 0", "--handshake-rate: must be >= 0",
+		"--handshake-timeout: must be at least 100ms", `--trusted-proxies: want CIDRs like 10.0.0.0/8 or addresses, got "10.0.0.0/33"`,
+		`got "lan"`, "--debug-addr: want host:port"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in %v", want, err)
+		}
+	}
+}
