@@ -90,7 +90,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("this token's subject already has %d connections", s.opts.MaxConnectionsPerUser))
 		return
 	}
-	conn, err := websocket.Accept(smallBufferWriter{w}, r, &s.accept)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := websocket.Accept(hw, r, &s.accept)
 	if err != nil {
 		s.admission.release(claims.Subject)
 		// Accept has written the response (403 for a foreign Origin, 426
@@ -105,6 +106,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		id:      s.nextID.Add(1),
 		srv:     s,
 		conn:    conn,
+		raw:     hw.conn,
 		claims:  claims,
 		remote:  ip.String(),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),

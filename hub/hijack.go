@@ -11,42 +11,48 @@ import (
 // Buffer sizes for a hijacked connection. net/http hands over its 4 KiB
 // reader and a fresh 4 KiB writer, which the WebSocket library keeps for
 // the life of the connection: 8 KiB per idle client. Client messages are
-// small and rare, and a pong frame is a few hundred bytes, so smaller
-// buffers cost nothing in practice; a larger message is still read or
-// written whole, in more than one system call.
+// small and rare, and the library writes only control frames (at most 127
+// bytes) once the server writes its data frames itself, so smaller buffers
+// cost nothing; a larger message is still read whole, in more reads.
 const (
 	hijackReadBuffer  = 512
 	hijackWriteBuffer = 1024
 )
 
-// smallBufferWriter is the ResponseWriter given to the WebSocket library:
-// its Hijack returns the connection with small buffers instead of
-// net/http's.
-type smallBufferWriter struct {
+// hijackWriter is the ResponseWriter given to the WebSocket library: its
+// Hijack hands over the connection wrapped in a frameConn (kept in conn for
+// the server's own writes), with small buffers instead of net/http's.
+type hijackWriter struct {
 	http.ResponseWriter
+	conn *frameConn
 }
 
-func (w smallBufferWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	raw, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
+	conn := &frameConn{Conn: raw}
+	w.conn = conn
+	bw := bufio.NewWriterSize(conn, hijackWriteBuffer)
 	n := brw.Reader.Buffered()
 	if n > hijackReadBuffer {
-		return conn, brw, nil // bytes already sent by the client must not be lost
+		// Keep net/http's reader: bytes the client already sent must not
+		// be lost.
+		return conn, bufio.NewReadWriter(brw.Reader, bw), nil
 	}
 	// Carry over what the client sent after its handshake, in the new
 	// buffer, where the library looks for it.
 	pending, _ := brw.Reader.Peek(n)
 	pending = bytes.Clone(pending)
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), hijackReadBuffer)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), raw), hijackReadBuffer)
 	if n > 0 {
 		if _, err := r.Peek(n); err != nil {
-			return conn, brw, nil
+			return conn, bufio.NewReadWriter(brw.Reader, bw), nil
 		}
 	}
-	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, hijackWriteBuffer)), nil
+	return conn, bufio.NewReadWriter(r, bw), nil
 }
 
 // Unwrap lets http.ResponseController reach the real writer.
-func (w smallBufferWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

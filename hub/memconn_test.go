@@ -62,6 +62,9 @@ func (w *sinkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), bufio.NewWriterSize(w.conn, hijackWriteBuffer)), nil
 }
 
+// Unwrap lets http.ResponseController find Hijack.
+func (w *sinkWriter) Unwrap() http.ResponseWriter { return w.ResponseRecorder }
+
 // connectSink runs one real handshake through the server's handler and
 // returns the client's in-memory connection.
 func connectSink(s *Server, token, query string, writes *atomic.Int64) (*sinkConn, int) {

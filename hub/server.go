@@ -130,9 +130,11 @@ func (s *Server) route(payload []byte, received time.Time) error {
 		return err
 	}
 	ts := received.UnixMilli()
-	// Encode once; every subscriber gets the same bytes.
-	data := protocol.AppendEnvelope(make([]byte, 0, protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)), pong.Exchange, pong.Data, ts)
-	s.hub.publish(pong.Exchange, &frame{data: data, received: received})
+	// Encode and frame once; every subscriber gets the same bytes.
+	n := protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)
+	wire := appendTextFrameHeader(make([]byte, 0, textFrameHeaderLen(n)+n), n)
+	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
+	s.hub.publish(pong.Exchange, &frame{wire: wire, received: received})
 	s.metrics.PongsRouted.Inc()
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -49,6 +50,7 @@ type options struct {
 	sampleEvery   time.Duration
 	metricsURL    string
 	stableClients float64
+	cpuProfile    string
 }
 
 func main() {
@@ -66,6 +68,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	o, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var report any
 	if o.soak {
@@ -116,6 +129,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Float64Var(&o.stableClients, "stable", 0.5, "soak: fraction of clients that never churn (their losses must be 0)")
 	fs.DurationVar(&o.sampleEvery, "sample", 10*time.Second, "soak: sampling period")
 	fs.StringVar(&o.metricsURL, "metrics-url", "", "soak: server /metrics URL, for its goroutine count")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write pongbench's own CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,68 @@
+package hub
+
+import (
+	"net"
+	"sync"
+)
+
+// The server writes data frames itself, pre-framed: a pong's frame is
+// built once and the same bytes go to every subscriber, in one writev per
+// batch. The WebSocket library still reads, and still writes its control
+// frames (ping replies, close); frameConn keeps the two writers from ever
+// interleaving inside a frame.
+
+// frameConn is the connection handed to the WebSocket library. Every
+// Write (the library flushes each control frame in one Write) and every
+// batch of our frames holds wmu, so frames from the two never mix.
+type frameConn struct {
+	net.Conn
+	wmu sync.Mutex
+}
+
+func (c *frameConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// writeFrames writes whole frames in one system call where it can.
+// bufs is consumed.
+func (c *frameConn) writeFrames(bufs *net.Buffers) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := bufs.WriteTo(c.Conn)
+	return err
+}
+
+// textFrameHeaderLen is the size of a server (unmasked) text frame
+// header for a payload of n bytes.
+func textFrameHeaderLen(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n <= 0xFFFF:
+		return 4
+	}
+	return 10
+}
+
+// appendTextFrameHeader appends a final, unmasked text frame header for
+// a payload of n bytes (RFC 6455 5.2).
+func appendTextFrameHeader(dst []byte, n int) []byte {
+	const finText = 0x81
+	switch {
+	case n < 126:
+		return append(dst, finText, byte(n))
+	case n <= 0xFFFF:
+		return append(dst, finText, 126, byte(n>>8), byte(n))
+	}
+	return append(dst, finText, 127,
+		byte(uint64(n)>>56), byte(uint64(n)>>48), byte(uint64(n)>>40), byte(uint64(n)>>32),
+		byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// textFrame frames payload as one text message.
+func textFrame(payload []byte) []byte {
+	b := make([]byte, 0, textFrameHeaderLen(len(payload))+len(payload))
+	return append(appendTextFrameHeader(b, len(payload)), payload...)
+}
