@@ -107,16 +107,31 @@ const (
 // writerIdle is how long a writer stays parked before it is retired.
 const writerIdle = 5 * time.Second
 
-// enqueue queues f for writing and reports whether it was queued. A full
-// queue makes c a slow consumer: its queue is dropped and it is closed with
-// 1008, by its writer, never by the caller. It never blocks and, once the
-// client is warm, never allocates.
-func (c *Client) enqueue(f *frame) bool {
+// deliver hands f to c and reports whether it was sent or queued. When
+// c has nothing queued and no writer busy, f goes straight into the socket
+// from the caller's goroutine, without waiting (the socket nearly always
+// has room): no hand-off, no goroutine to wake. Otherwise f joins the
+// queue. A full queue makes c a slow consumer: its queue is dropped and it
+// is closed with 1008, by its writer, never by the caller. deliver never
+// blocks and, once the client is warm, never allocates.
+func (c *Client) deliver(f *frame) bool {
 	c.mu.Lock()
 	if c.done || c.closeCode != 0 {
 		c.mu.Unlock()
 		c.srv.metrics.Dropped.Inc()
 		return false
+	}
+	if len(c.queue) == 0 && c.writer != writerActive {
+		n := c.raw.tryWrite(f.wire)
+		if n == len(f.wire) {
+			c.mu.Unlock()
+			c.sent(f, time.Now())
+			return true
+		}
+		if n > 0 {
+			// The rest of the frame goes first, by the writer.
+			f = &frame{wire: f.wire[n:], received: f.received}
+		}
 	}
 	if len(c.queue) >= c.srv.opts.SendQueue {
 		spawn := c.requestCloseLocked(closePolicyViolation, reasonSlowConsumer, true)
@@ -138,6 +153,14 @@ func (c *Client) enqueue(f *frame) bool {
 	return true
 }
 
+// sent accounts for a frame written whole at time now.
+func (c *Client) sent(f *frame, now time.Time) {
+	if !f.received.IsZero() {
+		c.srv.metrics.Delivered.Inc()
+		c.srv.metrics.DeliveryLatency.Observe(now.Sub(f.received).Seconds())
+	}
+}
+
 // reply queues a reply to the client; a reply that finds the queue full
 // closes the client like any other frame would. Replies are built to fit
 // the cap; the check is the last line of defence for that promise.
@@ -146,7 +169,7 @@ func (c *Client) reply(data []byte) {
 		c.srv.log.Error("reply over the message cap", "client", c, "bytes", len(data))
 		data = replyTooLarge
 	}
-	c.enqueue(replyFrame(data))
+	c.deliver(replyFrame(data))
 }
 
 var replyTooLarge = protocol.EncodeError(protocol.CodeInternal, "the reply would pass the message cap", nil)
@@ -312,14 +335,9 @@ func (c *Client) writeBatch(batch []*frame) error {
 		c.srv.metrics.Dropped.Add(float64(len(batch)))
 		return err
 	}
-	pongs := 0
 	for _, f := range batch {
-		if !f.received.IsZero() {
-			pongs++
-			c.srv.metrics.DeliveryLatency.Observe(now.Sub(f.received).Seconds())
-		}
+		c.sent(f, now)
 	}
-	c.srv.metrics.Delivered.Add(float64(pongs))
 	return nil
 }
 

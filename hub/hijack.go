@@ -32,7 +32,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	conn := &frameConn{Conn: raw}
+	conn := newFrameConn(raw)
 	w.conn = conn
 	bw := bufio.NewWriterSize(conn, hijackWriteBuffer)
 	n := brw.Reader.Buffered()

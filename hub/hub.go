@@ -173,28 +173,38 @@ func (h *Hub) dropSubscriptionsLocked(c *Client, names []string, wildcard bool) 
 	h.metrics.Subscriptions.Sub(float64(removed))
 }
 
-// publish queues f to every subscriber of exchange and returns how many
-// clients it was queued to. It never blocks: a client whose queue is full
-// is closed as a slow consumer by its own writer goroutine.
+// publish delivers f to every subscriber of exchange and returns how many
+// took it. The subscribers are copied under the read lock and served after
+// it is released: no lock of the hub is held while writing to a socket,
+// and delivery never blocks (see Client.deliver).
 func (h *Hub) publish(exchange string, f *frame) int {
-	n := 0
+	snap := snapshotPool.Get().(*[]*Client)
+	targets := (*snap)[:0]
 	h.mu.RLock()
 	for c := range h.byExchange[exchange] {
-		if c.wildcard {
-			continue // served below, once
-		}
-		if c.enqueue(f) {
-			n++
+		if !c.wildcard { // wildcard holders are served below, once
+			targets = append(targets, c)
 		}
 	}
 	for c := range h.wildcard {
-		if c.enqueue(f) {
+		targets = append(targets, c)
+	}
+	h.mu.RUnlock()
+	n := 0
+	for _, c := range targets {
+		if c.deliver(f) {
 			n++
 		}
 	}
-	h.mu.RUnlock()
+	clear(targets)
+	*snap = targets[:0]
+	snapshotPool.Put(snap)
 	return n
 }
+
+// snapshotPool recycles publish's subscriber lists, so routing a pong
+// allocates nothing per subscriber.
+var snapshotPool = sync.Pool{New: func() any { s := make([]*Client, 0, 64); return &s }}
 
 // closeAll marks the hub closed, so no client registers after, and returns
 // the clients connected now.

@@ -3,11 +3,14 @@ package hub
 import (
 	"net"
 	"sync"
+	"syscall"
 )
 
 // The server writes data frames itself, pre-framed: a pong's frame is
-// built once and the same bytes go to every subscriber, in one writev per
-// batch. The WebSocket library still reads, and still writes its control
+// built once and the same bytes go to every subscriber. The routing
+// goroutine writes them straight into each socket that has room, without
+// waiting; a client whose socket is full, or who has a backlog, is served
+// by its own writer goroutine, in one writev per batch. The WebSocket library still reads, and still writes its control
 // frames (ping replies, close); frameConn keeps the two writers from ever
 // interleaving inside a frame.
 
@@ -17,6 +20,39 @@ import (
 type frameConn struct {
 	net.Conn
 	wmu sync.Mutex
+	rc  syscall.RawConn // nil for connections without a file descriptor
+}
+
+func newFrameConn(conn net.Conn) *frameConn {
+	c := &frameConn{Conn: conn}
+	if sc, ok := conn.(syscall.Conn); ok {
+		c.rc, _ = sc.SyscallConn()
+	}
+	return c
+}
+
+// tryWrite writes as much of p as the socket takes right now, without
+// waiting, and returns how much that was: len(p) when the socket had room
+// (nearly always), less when it is full or busy with a control frame, or
+// when the connection has failed (the writer then finds out why).
+func (c *frameConn) tryWrite(p []byte) int {
+	if !c.wmu.TryLock() {
+		return 0
+	}
+	defer c.wmu.Unlock()
+	if c.rc == nil {
+		n, _ := c.Conn.Write(p) // in-memory connections never block
+		return n
+	}
+	var n int
+	err := c.rc.Write(func(fd uintptr) bool {
+		n, _ = syscall.Write(int(fd), p)
+		return true // never wait: a full socket is the writer's business
+	})
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
 }
 
 func (c *frameConn) Write(p []byte) (int, error) {
