@@ -3,9 +3,11 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/protocol"
@@ -190,15 +192,50 @@ func (h *Hub) publish(exchange string, f *frame) int {
 		targets = append(targets, c)
 	}
 	h.mu.RUnlock()
+	n := deliverAll(targets, f)
+	clear(targets)
+	*snap = targets[:0]
+	snapshotPool.Put(snap)
+	return n
+}
+
+// fanoutChunk is the fewest subscribers worth a goroutine of their own:
+// each delivery is a system call of several microseconds, a goroutine
+// start well under one.
+const fanoutChunk = 256
+
+// deliverAll delivers f to targets, spread over up to GOMAXPROCS
+// goroutines when there are many: on a loaded machine one goroutine alone
+// would serve thousands of sockets from a single core. It returns when
+// every target has been served, so each client still sees pongs in order.
+func deliverAll(targets []*Client, f *frame) int {
+	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanoutChunk)
+	if workers <= 1 {
+		return deliverRange(targets, f)
+	}
+	var wg sync.WaitGroup
+	var delivered atomic.Int64
+	size := (len(targets) + workers - 1) / workers
+	for start := size; start < len(targets); start += size {
+		part := targets[start:min(start+size, len(targets))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			delivered.Add(int64(deliverRange(part, f)))
+		}()
+	}
+	n := deliverRange(targets[:size], f)
+	wg.Wait()
+	return n + int(delivered.Load())
+}
+
+func deliverRange(targets []*Client, f *frame) int {
 	n := 0
 	for _, c := range targets {
 		if c.deliver(f) {
 			n++
 		}
 	}
-	clear(targets)
-	*snap = targets[:0]
-	snapshotPool.Put(snap)
 	return n
 }
 
