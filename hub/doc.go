@@ -4,8 +4,12 @@
 // HTTP/WebSocket endpoint with health and metrics.
 //
 // Concurrency: a Server, its Hub and its Feed are safe for concurrent use.
-// Each client connection has exactly one reader goroutine and at most one
-// writer goroutine, which exists only while the client has messages queued.
-// Fan-out never blocks on a client: it appends to the client's bounded
-// queue or closes the client as a slow consumer.
+// Each client connection has exactly one reader goroutine. A pong is
+// encoded and framed once; the routing goroutines write it straight into
+// every subscriber's socket that has room, without waiting. A client whose
+// socket is full, or who already has a backlog, gets the frame in its
+// bounded queue, drained by its own writer goroutine, which parks while
+// the queue is empty and exits after a few idle seconds. A full queue
+// closes the client as a slow consumer. Nothing on the fan-out path blocks
+// on a client or holds the hub's lock while writing.
 package hub
