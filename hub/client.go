@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"log/slog"
 	"net"
 	"sync"
@@ -62,6 +61,11 @@ type Client struct {
 	// wake rouses a parked writer (capacity 1: a wake-up is never lost
 	// and never blocks).
 	wake chan struct{}
+	// Keep-alive, in Unix ns: when the client connected, when the last
+	// ping went out, when the last pong came back.
+	connectedAt int64
+	lastPing    atomic.Int64
+	lastPong    atomic.Int64
 
 	// Reader goroutine only.
 	limiter      *rate.Limiter
@@ -80,7 +84,6 @@ type Client struct {
 	discard     bool // drop queued frames instead of flushing them before the close
 	done        bool // torn down: nothing more is queued or started
 	expiry      *time.Timer
-	keepAlive   *time.Timer
 }
 
 // LogValue keeps client log lines uniform and free of the token.
@@ -368,9 +371,6 @@ func (c *Client) tearDown(cause string) {
 	if c.expiry != nil {
 		c.expiry.Stop()
 	}
-	if c.keepAlive != nil {
-		c.keepAlive.Stop()
-	}
 	c.mu.Unlock()
 	c.srv.hub.unregister(c)
 	c.srv.admission.release(c.claims.Subject)
@@ -384,28 +384,27 @@ func (c *Client) expire() {
 	c.replyAndClose(tokenExpiredMessage, closePolicyViolation, reasonTokenExpired)
 }
 
-// ping runs every PingInterval: a client that does not answer a ping
-// within the interval is gone, and is dropped without a handshake.
-func (c *Client) ping() {
-	c.mu.Lock()
-	if c.done {
-		c.mu.Unlock()
+// pingFrame is a WebSocket ping with no payload, shared by every client.
+var pingFrame = &frame{wire: []byte{0x89, 0x00}}
+
+// keepAlive is called by the watchdog: it drops c if c has not answered
+// the previous ping, and otherwise sends the next one when it is due. No
+// timer or goroutine per client: the ping goes out like any frame.
+func (c *Client) keepAlive(now int64, interval time.Duration) {
+	sent := c.lastPing.Load()
+	since := sent
+	if since == 0 {
+		since = c.connectedAt
+	}
+	if now-since < int64(interval) {
 		return
 	}
-	c.srv.wg.Add(1) // see startWriterLocked
-	c.mu.Unlock()
-	defer c.srv.wg.Done()
-
-	interval := c.srv.opts.PingInterval
-	ctx, cancel := context.WithTimeout(context.Background(), interval)
-	err := c.conn.Ping(ctx)
-	cancel()
-	if err != nil {
+	if sent != 0 && c.lastPong.Load() < sent {
 		c.mu.Lock()
 		alive := !c.done
 		if alive && c.closeCode == 0 {
-			// Recorded for tearDown's cause; no writer is started, since a
-			// peer that does not answer pings will not answer a close.
+			// Recorded for tearDown's cause. No close handshake: a peer that
+			// does not answer pings will not answer a close.
 			c.closeCode, c.closeReason, c.discard = closeGoingAway, reasonKeepAlive, true
 		}
 		c.mu.Unlock()
@@ -415,11 +414,8 @@ func (c *Client) ping() {
 		}
 		return
 	}
-	c.mu.Lock()
-	if !c.done {
-		c.keepAlive.Reset(interval)
-	}
-	c.mu.Unlock()
+	c.lastPing.Store(now)
+	c.deliver(pingFrame)
 }
 
 // closeLabel maps a close cause to a short metric label.

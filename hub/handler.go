@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -91,7 +92,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hw := &hijackWriter{ResponseWriter: w}
-	conn, err := websocket.Accept(hw, r, &s.accept)
+	// c is set before the reader starts, and pongs are only seen by the
+	// reader, so the callback never sees it nil in practice.
+	var c *Client
+	accept := s.accept
+	accept.OnPongReceived = func(context.Context, []byte) {
+		if c != nil {
+			c.lastPong.Store(time.Now().UnixNano())
+		}
+	}
+	conn, err := websocket.Accept(hw, r, &accept)
 	if err != nil {
 		s.admission.release(claims.Subject)
 		// Accept has written the response (403 for a foreign Origin, 426
@@ -102,15 +112,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(int64(s.opts.MaxMessageBytes))
 
-	c := &Client{
-		id:      s.nextID.Add(1),
-		srv:     s,
-		conn:    conn,
-		raw:     hw.conn,
-		claims:  claims,
-		remote:  ip.String(),
-		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
-		wake:    make(chan struct{}, 1),
+	c = &Client{
+		connectedAt: time.Now().UnixNano(),
+		id:          s.nextID.Add(1),
+		srv:         s,
+		conn:        conn,
+		raw:         hw.conn,
+		claims:      claims,
+		remote:      ip.String(),
+		limiter:     rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
+		wake:        make(chan struct{}, 1),
 	}
 	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
 	if err := s.hub.register(c); err != nil {
@@ -130,9 +141,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	c.mu.Lock()
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), c.expire)
-	if s.opts.PingInterval > 0 {
-		c.keepAlive = time.AfterFunc(s.opts.PingInterval, c.ping)
-	}
 	c.mu.Unlock()
 	go c.readLoop()
 }

@@ -6,8 +6,9 @@ import (
 )
 
 // watchdog drops clients whose writer has been stuck on one batch for
-// longer than WriteTimeout (their socket has stopped draining), and retires
-// writers that have been idle for writerIdle. One goroutine scanning every
+// longer than WriteTimeout (their socket has stopped draining), retires
+// writers that have been idle for writerIdle, and pings every client each
+// PingInterval, dropping those that did not answer the previous ping. One goroutine scanning every
 // client a few times per timeout costs far less than a timer per write.
 type watchdog struct {
 	srv      *Server
@@ -24,7 +25,11 @@ func (s *Server) startWatchdog() {
 
 func (w *watchdog) run() {
 	defer close(w.done)
-	period := max(w.srv.opts.WriteTimeout/4, 50*time.Millisecond)
+	period := w.srv.opts.WriteTimeout / 4
+	if ping := w.srv.opts.PingInterval; ping > 0 {
+		period = min(period, ping/4)
+	}
+	period = max(period, 10*time.Millisecond)
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	var stuck []*Client
@@ -38,7 +43,7 @@ func (w *watchdog) run() {
 				c.dropStuck()
 			}
 			clear(stuck)
-			w.srv.hub.retireIdleWriters(now.Add(-writerIdle).UnixNano())
+			w.srv.hub.housekeep(now, w.srv.opts.PingInterval)
 		}
 	}
 }
@@ -62,13 +67,28 @@ func (h *Hub) stuckWriters(cutoff int64, out []*Client) []*Client {
 	return out
 }
 
-// retireIdleWriters ends the writers parked since before cutoff.
-func (h *Hub) retireIdleWriters(cutoff int64) {
+// housekeep retires the writers parked for writerIdle and, when ping is
+// not zero, runs every client's keep-alive.
+// Pings are written outside the hub's lock, from a snapshot.
+func (h *Hub) housekeep(now time.Time, ping time.Duration) {
+	cutoff := now.Add(-writerIdle).UnixNano()
+	ns := now.UnixNano()
+	snap := snapshotPool.Get().(*[]*Client)
+	clients := (*snap)[:0]
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	for c := range h.clients {
-		c.retireIfIdle(cutoff)
+		clients = append(clients, c)
 	}
+	h.mu.RUnlock()
+	for _, c := range clients {
+		c.retireIfIdle(cutoff)
+		if ping > 0 {
+			c.keepAlive(ns, ping)
+		}
+	}
+	clear(clients)
+	*snap = clients[:0]
+	snapshotPool.Put(snap)
 }
 
 // dropStuck closes a client whose socket stopped draining. No close
