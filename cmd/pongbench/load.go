@@ -129,7 +129,7 @@ func (f *fleet) read(c *benchClient) {
 		msg, err := c.ws.next()
 		if err != nil {
 			var ce *closeError
-			if errors.As(err, &ce) {
+			if errors.As(err, &ce) && !c.ws.closing.Load() {
 				c.closeCode.Store(int32(ce.code))
 				f.closed.Add(1)
 			}

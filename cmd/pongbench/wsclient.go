@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,8 @@ type wsClient struct {
 	buf  []byte // the current message; reused
 
 	wmu sync.Mutex // guards writes: pong replies and the final close
+
+	closing atomic.Bool // we sent the close: the server's echo is not its own close
 }
 
 // wsAcceptGUID is RFC 6455's constant for Sec-WebSocket-Accept.
@@ -186,6 +189,7 @@ func (c *wsClient) writeFrame(op byte, payload []byte) error {
 
 // close sends a normal close frame and closes the socket.
 func (c *wsClient) close() {
+	c.closing.Store(true)
 	_ = c.writeFrame(0x8, []byte{0x03, 0xE8}) // 1000
 	c.conn.Close()
 }
