@@ -258,6 +258,23 @@ func (p *publisher) publish(ctx context.Context, n int) (string, error) {
 	return ex, err
 }
 
+// run publishes pong after pong at rate from begin until duration has
+// passed, and reports each one (its exchange, or its error) to sent; an
+// error from sent stops the run.
+func (p *publisher) run(ctx context.Context, rate float64, duration time.Duration, begin time.Time, sent func(ex string, err error) error) error {
+	interval := time.Duration(float64(time.Second) / rate)
+	for n := 0; ; n++ {
+		at := begin.Add(time.Duration(n) * interval)
+		if at.Sub(begin) >= duration || ctx.Err() != nil {
+			return nil
+		}
+		time.Sleep(time.Until(at))
+		if err := sent(p.publish(ctx, n)); err != nil {
+			return err
+		}
+	}
+}
+
 // loadReport is what runLoad measures.
 type loadReport struct {
 	Label            string  `json:"label,omitempty"`
@@ -343,20 +360,17 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 	subs := f.subscribers()
 	fmt.Fprintf(log, "publishing %.0f pongs/s for %s ...\n", o.rate, o.duration)
 	cpu0, srv0 := selfCPU(), serverCPU(o.serverPID)
-	interval := time.Duration(float64(time.Second) / o.rate)
 	begin := time.Now()
 	var expected int64
-	for n := 0; ; n++ {
-		at := begin.Add(time.Duration(n) * interval)
-		if at.Sub(begin) >= o.duration || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Until(at))
-		ex, err := pub.publish(ctx, n)
+	err = pub.run(ctx, o.rate, o.duration, begin, func(ex string, err error) error {
 		if err != nil {
-			return r, fmt.Errorf("publish: %w", err)
+			return fmt.Errorf("publish: %w", err)
 		}
 		expected += int64(subs[ex] + subs[""])
+		return nil
+	})
+	if err != nil {
+		return r, err
 	}
 	publishEnd := time.Now()
 	deadline := publishEnd.Add(o.drain)

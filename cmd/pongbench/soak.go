@@ -162,20 +162,14 @@ func runSoak(ctx context.Context, o *options, log io.Writer) (*soakReport, error
 		}
 	}()
 
-	interval := time.Duration(float64(time.Second) / o.rate)
-	for n := 0; ; n++ {
-		at := begin.Add(time.Duration(n) * interval)
-		if at.Sub(begin) >= o.duration || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Until(at))
-		ex, err := pub.publish(ctx, n)
+	_ = pub.run(ctx, o.rate, o.duration, begin, func(ex string, err error) error {
 		if err != nil {
 			fmt.Fprintf(log, "soak: publish: %v\n", err)
-			continue
+			return nil // a soak rides out a failed publish
 		}
 		r.StableExpected += int64(stableSubs[ex] + stableSubs[""])
-	}
+		return nil
+	})
 	close(stop)
 	wg.Wait()
 	r.DurationSeconds = time.Since(begin).Seconds()
