@@ -151,7 +151,7 @@ func TestBinaryMessageClosesWithUnsupportedData(t *testing.T) {
 }
 
 func TestKeepAliveDropsSilentClient(t *testing.T) {
-	s := newTestServer(t, Options{PingInterval: 100 * time.Millisecond})
+	s := newTestServer(t, Options{PingInterval: 250 * time.Millisecond})
 	// The library answers pings only while the application reads: the
 	// reading client stays, the silent one goes.
 	alive := s.dial(t, "exchanges=gateio", "*")
@@ -167,7 +167,7 @@ func TestKeepAliveDropsSilentClient(t *testing.T) {
 		}
 	}()
 	waitFor(t, "the silent client to be dropped", func() bool { return s.Clients() == 1 })
-	time.Sleep(300 * time.Millisecond) // several more ping periods for the live one
+	time.Sleep(750 * time.Millisecond) // several more ping periods for the live one
 	if s.Clients() != 1 {
 		t.Fatal("the client that answers pings was dropped too")
 	}
