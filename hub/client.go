@@ -35,15 +35,17 @@ const (
 // set, the send queue and the goroutines that serve it.
 //
 // Ownership: the reader goroutine runs for the whole session and is the
-// only one that tears it down. The writer goroutine runs only while frames
-// or a close are pending. A close requested by anyone goes through the
-// writer, so frames queued before it (a token_expired error, say) reach
-// the client first.
+// only one that tears it down. Frames go straight into the socket from
+// whoever delivers them when the client has no backlog; otherwise they
+// queue for the writer goroutine, which exists while there is a backlog
+// (it parks between frames and retires when idle). A close requested by
+// anyone goes through the writer, so frames queued before it (a
+// token_expired error, say) reach the client first.
 type Client struct {
 	id     uint64
 	srv    *Server
 	conn   *websocket.Conn
-	raw    *frameConn // the same connection, for the writer's data frames
+	raw    *frameConn // the same connection, for the server's own data frames
 	claims auth.Claims
 	remote string
 
@@ -72,11 +74,14 @@ type Client struct {
 	refusals     int
 	refusalStart time.Time
 
+	// Writer goroutine only: the system-call vector of a batch, reused,
+	// and the view of it that writev consumes.
+	iov     net.Buffers
+	iovView net.Buffers
+
 	mu          sync.Mutex // guards everything below
 	queue       []*frame
-	spare       []*frame    // the writer's last batch, reused
-	iov         net.Buffers // the writer's system-call vector, reused
-	iovView     net.Buffers // what writev consumes of iov
+	spare       []*frame // the writer's last batch, reused
 	writer      writerState
 	retire      bool // the parked writer is to exit rather than wait
 	closeCode   websocket.StatusCode
