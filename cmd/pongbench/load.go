@@ -26,7 +26,8 @@ type benchClient struct {
 	exchange  string // "" when it receives every exchange
 	received  atomic.Int64
 	closeCode atomic.Int32 // set when the server closed it
-	done      chan struct{}
+	fd        int32
+	pending   []byte // a partial frame, owned by the poller
 }
 
 // fleet is the set of clients and what they have received.
@@ -39,6 +40,7 @@ type fleet struct {
 	clients  []*benchClient
 	tokens   []string
 	base     *url.URL
+	poller   *poller
 }
 
 var sentKey = []byte(`"sent_ns":`)
@@ -54,6 +56,9 @@ func newFleet(o *options) (*fleet, error) {
 		return nil, errors.New("--url: wss:// is not supported; benchmark on loopback with ws://")
 	}
 	f := &fleet{o: o, hist: newLatencyHist(), base: u}
+	if f.poller, err = newPoller(f); err != nil {
+		return nil, err
+	}
 	if o.mode == "pongcast" {
 		signer, err := auth.NewHMACSigner(o.secret, "HS256")
 		if err != nil {
@@ -117,33 +122,25 @@ func (f *fleet) connect(ctx context.Context, i int) (*benchClient, error) {
 		}
 		_ = ws.conn.SetReadDeadline(time.Time{})
 	}
-	c := &benchClient{idx: i, ws: ws, exchange: f.exchangeOf(i), done: make(chan struct{})}
-	go f.read(c)
+	c := &benchClient{idx: i, ws: ws, exchange: f.exchangeOf(i)}
+	if err := f.poller.add(c); err != nil {
+		ws.conn.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
-// read counts c's pongs and records their latency until c ends.
-func (f *fleet) read(c *benchClient) {
-	defer close(c.done)
-	for {
-		msg, err := c.ws.next()
-		if err != nil {
-			var ce *closeError
-			if errors.As(err, &ce) && !c.ws.closing.Load() {
-				c.closeCode.Store(int32(ce.code))
-				f.closed.Add(1)
-			}
-			return
-		}
-		k := bytes.Index(msg, sentKey)
-		if k < 0 {
-			continue
-		}
-		sent := parseInt(msg[k+len(sentKey):])
-		f.hist.record(c.idx, (time.Now().UnixNano()-sent)/1000)
-		c.received.Add(1)
-		f.received.Add(1)
+// deliver counts one message for c and records its latency; now is when
+// its bytes were read.
+func (f *fleet) deliver(c *benchClient, msg []byte, now int64) {
+	k := bytes.Index(msg, sentKey)
+	if k < 0 {
+		return
 	}
+	sent := parseInt(msg[k+len(sentKey):])
+	f.hist.record(c.idx, (now-sent)/1000)
+	c.received.Add(1)
+	f.received.Add(1)
 }
 
 func parseInt(b []byte) int64 {
@@ -188,25 +185,17 @@ func (f *fleet) connectAll(ctx context.Context, from, to int) (connected int, fi
 	return int(n.Load()), firstErr
 }
 
-// closeAll closes every client and waits for the readers.
+// closeAll closes every client and stops the poller.
 func (f *fleet) closeAll() {
 	f.mu.Lock()
 	clients := f.clients
 	f.clients = nil
 	f.mu.Unlock()
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 256)
 	for _, c := range clients {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			c.ws.close()
-			<-c.done
-			<-sem
-		}()
+		f.poller.remove(c)
+		c.ws.close()
 	}
-	wg.Wait()
+	f.poller.close()
 }
 
 // subscribers counts the connected clients per exchange ("" = all).

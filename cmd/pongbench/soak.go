@@ -115,6 +115,7 @@ func runSoak(ctx context.Context, o *options, log io.Writer) (*soakReport, error
 			f.clients = kept
 			f.mu.Unlock()
 			for _, c := range victims {
+				f.poller.remove(c)
 				c.ws.close()
 				atomic.AddInt64(&r.ChurnClosed, 1)
 			}
