@@ -92,11 +92,6 @@ type Config struct {
 	Dev bool
 }
 
-// setting is one flag with its environment variable.
-type setting struct {
-	flag, env string
-}
-
 // Load reads settings from args (without the program name) and getenv, and
 // validates them. Usage and flag errors are written to output. It returns
 // flag.ErrHelp for -h/--help; other errors list every bad value, one per

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,8 +43,6 @@ type fleet struct {
 }
 
 var sentKey = []byte(`"sent_ns":`)
-
-func stringsTrimSpace(s string) string { return strings.TrimSpace(s) }
 
 func newFleet(o *options) (*fleet, error) {
 	u, err := url.Parse(o.url)

@@ -23,6 +23,8 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"time"
+
+	"github.com/pongcast/pongcast/config"
 )
 
 // options are pongbench's settings.
@@ -149,13 +151,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 		return nil, errors.New("--connect-parallel must be >= 1")
 	}
 	if o.mode == "pongcast" {
-		secret := []byte(getenv("PONGCAST_JWT_SECRET"))
-		if *secretFile != "" {
-			b, err := os.ReadFile(*secretFile)
-			if err != nil {
-				return nil, err
-			}
-			secret = []byte(stringsTrimSpace(string(b)))
+		// The same secret sources as the server's.
+		secret, err := config.SecretFromEnvOrFile(getenv("PONGCAST_JWT_SECRET"), *secretFile)
+		if err != nil {
+			return nil, err
 		}
 		if len(secret) == 0 {
 			return nil, errors.New("pongcast mode needs the server's HMAC secret: PONGCAST_JWT_SECRET or --jwt-secret-file")
