@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the pongbench workloads of BENCHMARKS.md against a fresh pongcast
-# (and, for W1, W2 and W4, the old Node.js broadcaster in the same run).
+# (and, for W1, W2 and W4, the old Node.js broadcaster in the same run; for
+# W1 and W2 also pongfloor, the minimal Go broadcaster that is the floor).
 #
 #   cmd/pongbench/workloads.sh W1 [runs]     one workload, 3 runs by default
 #   cmd/pongbench/workloads.sh all [runs]    W1-W6
@@ -19,9 +20,10 @@ SEED_SRC=${SEED_SRC:-../shared/peers/seed-node}
 SEED_DIR=${SEED_DIR:-/tmp/pongcast-seed-node}
 PC_PORT=${PC_PORT:-2808}
 SEED_PORT=${SEED_PORT:-3001}
+FLOOR_PORT=${FLOOR_PORT:-3002}
 CHANNEL="pongbench:$$"
 
-go build -o bin/ ./cmd/pongcast ./cmd/pongbench
+go build -o bin/ ./cmd/pongcast ./cmd/pongbench ./cmd/pongfloor
 PONGCAST_JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
 export PONGCAST_JWT_SECRET
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -67,11 +69,26 @@ start_seed() {
 	return 1
 }
 
+start_floor() {
+	bin/pongfloor --addr "127.0.0.1:$FLOOR_PORT" --redis-url "$REDIS_URL" --channel "$CHANNEL" &
+	SERVER_PID=$!
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$FLOOR_PORT") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "workloads: pongfloor did not come up" >&2
+	return 1
+}
+
 # run LABEL MODE pongbench-args...
 run() {
 	local label=$1 mode=$2
 	shift 2
-	if [ "$mode" = seed ]; then
+	if [ "$mode" = floor ]; then
+		start_floor
+		bin/pongbench --mode seed --url "ws://127.0.0.1:$FLOOR_PORT/" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
+			--server-pid "$SERVER_PID" --label "$label/floor" --json "$@"
+	elif [ "$mode" = seed ]; then
 		start_seed
 		bin/pongbench --mode seed --url "ws://127.0.0.1:$SEED_PORT/" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
 			--server-pid "$SERVER_PID" --label "$label/seed" --json "$@"
@@ -92,10 +109,12 @@ workload() { # name runs
 		W1)
 			run W1 pongcast --clients 1000 --exchanges 1 --rate 50 --duration 20s
 			run W1 seed --clients 1000 --rate 50 --duration 20s
+			run W1 floor --clients 1000 --rate 50 --duration 20s
 			;;
 		W2)
 			run W2 pongcast --clients 10000 --exchanges 1 --rate 5 --duration 20s
 			run W2 seed --clients 10000 --rate 5 --duration 20s
+			run W2 floor --clients 10000 --rate 5 --duration 20s
 			;;
 		W3)
 			run W3 pongcast --clients 10000 --exchanges 100 --rate 100 --duration 20s
