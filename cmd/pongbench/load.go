@@ -290,6 +290,8 @@ type loadReport struct {
 	ServerCPUSeconds float64 `json:"server_cpu_seconds_publish,omitempty"`
 	BenchCPUSeconds  float64 `json:"bench_cpu_seconds_publish"`
 	BenchCPUPerDelUs float64 `json:"bench_cpu_per_delivery_us"`
+	ServerCPUPerDel  float64 `json:"server_cpu_per_delivery_us,omitempty"`
+	PerWakeup        float64 `json:"deliveries_per_wakeup"`
 	FileLimit        uint64  `json:"bench_file_limit"`
 	SourceIPs        int     `json:"source_ips"`
 }
@@ -346,6 +348,7 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 	subs := f.subscribers()
 	fmt.Fprintf(log, "publishing %.0f pongs/s for %s ...\n", o.rate, o.duration)
 	cpu0, srv0 := selfCPU(), serverCPU(o.serverPID)
+	wake0 := f.poller.wakeups.Load()
 	begin := time.Now()
 	var expected int64
 	err = pub.run(ctx, o.rate, o.duration, begin, func(ex string, err error) error {
@@ -377,6 +380,10 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 	r.DeliveriesPerSec = float64(r.Received) / elapsed.Seconds()
 	if r.Received > 0 {
 		r.BenchCPUPerDelUs = r.BenchCPUSeconds * 1e6 / float64(r.Received)
+		r.ServerCPUPerDel = r.ServerCPUSeconds * 1e6 / float64(r.Received)
+	}
+	if w := f.poller.wakeups.Load() - wake0; w > 0 {
+		r.PerWakeup = float64(r.Received) / float64(w)
 	}
 	h := f.hist.merged()
 	ms := func(q float64) float64 { return float64(h.ValueAtQuantile(q)) / 1000 }
@@ -415,7 +422,8 @@ func (r *loadReport) table(w io.Writer) {
 	row("latency p50/p90/p99", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50Ms, r.P90Ms, r.P99Ms))
 	row("latency p99.9/max", fmt.Sprintf("%.3f / %.3f ms", r.P999Ms, r.MaxMs))
 	if r.ServerCPUSeconds > 0 {
-		row("server CPU (publish phase)", fmt.Sprintf("%.2fs", r.ServerCPUSeconds))
+		row("server CPU (publish phase)", fmt.Sprintf("%.2fs (%.2f µs per delivery)", r.ServerCPUSeconds, r.ServerCPUPerDel))
 	}
 	row("pongbench CPU", fmt.Sprintf("%.2fs (%.2f µs per delivery)", r.BenchCPUSeconds, r.BenchCPUPerDelUs))
+	row("pongbench reads", fmt.Sprintf("%.1f deliveries per wake-up", r.PerWakeup))
 }

@@ -11,7 +11,7 @@
 # the seed baseline also Node.js and npm (it installs the seed's packages
 # into $SEED_DIR once). Each run starts a new server, so RSS figures start
 # from scratch. Reports go to stdout as JSON lines, one per run; progress
-# goes to stderr.
+# goes to stderr. PONGBENCH_FLAGS adds flags to every pongbench run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -87,15 +87,15 @@ run() {
 	if [ "$mode" = floor ]; then
 		start_floor
 		bin/pongbench --mode seed --url "ws://127.0.0.1:$FLOOR_PORT/" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
-			--server-pid "$SERVER_PID" --label "$label/floor" --json "$@"
+			--server-pid "$SERVER_PID" --label "$label/floor" --json ${PONGBENCH_FLAGS:-} "$@"
 	elif [ "$mode" = seed ]; then
 		start_seed
 		bin/pongbench --mode seed --url "ws://127.0.0.1:$SEED_PORT/" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
-			--server-pid "$SERVER_PID" --label "$label/seed" --json "$@"
+			--server-pid "$SERVER_PID" --label "$label/seed" --json ${PONGBENCH_FLAGS:-} "$@"
 	else
 		start_pongcast
 		bin/pongbench --url "ws://127.0.0.1:$PC_PORT/ws" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
-			--server-pid "$SERVER_PID" --label "$label/pongcast" --json "$@"
+			--server-pid "$SERVER_PID" --label "$label/pongcast" --json ${PONGBENCH_FLAGS:-} "$@"
 	fi
 	stop_server
 	sleep 2 # let sockets settle between runs
