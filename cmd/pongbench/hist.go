@@ -6,44 +6,30 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// histShards spreads recording over several HDR histograms so that
-// thousands of reader goroutines do not queue on one lock.
-const histShards = 32
-
 // latencyHist records publish-to-receive latencies in microseconds, from
-// 1 µs to 60 s at 3 significant digits; every delivery is counted.
+// 1 µs to 60 s at 3 significant digits; every delivery is counted. The
+// poller's one thread records; the lock is for the report reading it.
 type latencyHist struct {
-	shards [histShards]struct {
-		mu sync.Mutex
-		h  *hdrhistogram.Histogram
-		_  [40]byte // keep shards on separate cache lines
-	}
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
 }
 
 func newLatencyHist() *latencyHist {
-	l := &latencyHist{}
-	for i := range l.shards {
-		l.shards[i].h = hdrhistogram.New(1, 60_000_000, 3)
-	}
-	return l
+	return &latencyHist{h: hdrhistogram.New(1, 60_000_000, 3)}
 }
 
-// record adds one latency for the client with index i.
-func (l *latencyHist) record(i int, micros int64) {
-	s := &l.shards[i%histShards]
-	s.mu.Lock()
-	_ = s.h.RecordValue(max(micros, 1))
-	s.mu.Unlock()
+// record adds one latency.
+func (l *latencyHist) record(micros int64) {
+	l.mu.Lock()
+	_ = l.h.RecordValue(max(micros, 1))
+	l.mu.Unlock()
 }
 
-// merged returns one histogram of everything recorded.
+// merged returns a copy of everything recorded so far.
 func (l *latencyHist) merged() *hdrhistogram.Histogram {
 	out := hdrhistogram.New(1, 60_000_000, 3)
-	for i := range l.shards {
-		s := &l.shards[i]
-		s.mu.Lock()
-		out.Merge(s.h)
-		s.mu.Unlock()
-	}
+	l.mu.Lock()
+	out.Merge(l.h)
+	l.mu.Unlock()
 	return out
 }

@@ -135,7 +135,7 @@ func (f *fleet) deliver(c *benchClient, msg []byte, now int64) {
 		return
 	}
 	sent := parseInt(msg[k+len(sentKey):])
-	f.hist.record(c.idx, (now-sent)/1000)
+	f.hist.record((now - sent) / 1000)
 	c.received.Add(1)
 	f.received.Add(1)
 }
