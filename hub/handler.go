@@ -139,6 +139,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			c.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, nil))
 		}
 	}
+	// The 101 went out with the reply, or goes now.
+	_ = hw.conn.flushPending()
 	c.mu.Lock()
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), c.expire)
 	c.mu.Unlock()

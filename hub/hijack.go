@@ -24,15 +24,35 @@ const (
 // the server's own writes), with small buffers instead of net/http's.
 type hijackWriter struct {
 	http.ResponseWriter
-	conn *frameConn
+	conn      *frameConn
+	switching bool // the library has written its 101, which we hold back
+}
+
+// WriteHeader holds back the 101 that completes an upgrade: the
+// connection sends it with its first frame (usually the subscribed
+// reply), in one write instead of two, and the client wakes once. Other
+// statuses (the library's refusals) go out as usual.
+func (w *hijackWriter) WriteHeader(code int) {
+	if code == http.StatusSwitchingProtocols {
+		w.switching = true
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	var response bytes.Buffer
+	if w.switching {
+		response.WriteString("HTTP/1.1 101 Switching Protocols\r\n")
+		_ = w.Header().Write(&response)
+		response.WriteString("\r\n")
+	}
 	raw, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
 	conn := newFrameConn(raw)
+	conn.pending = response.Bytes()
 	w.conn = conn
 	bw := bufio.NewWriterSize(conn, hijackWriteBuffer)
 	n := brw.Reader.Buffered()

@@ -263,3 +263,53 @@ func TestFramePipelinedBehindHandshake(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// rawHandshake sends a WebSocket handshake for query and returns what one
+// read brings back.
+func rawHandshake(t *testing.T, s *testServer, query string) string {
+	t.Helper()
+	addr := strings.TrimPrefix(s.url, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	req := "GET /ws" + query + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Authorization: Bearer " + hubtest.Token(t, "h", time.Hour, "*") + "\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(hubtest.ReadTimeout))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no handshake response: %v", err)
+	}
+	return string(buf[:n])
+}
+
+// The 101 is held back and sent with the subscribed reply, in one write,
+// so a single read returns both.
+func TestHandshakeResponseAndSubscribedReplyInOneWrite(t *testing.T) {
+	s := newTestServer(t, Options{})
+	got := rawHandshake(t, s, "?exchanges=gateio")
+	head, body, ok := strings.Cut(got, "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.1 101 Switching Protocols\r\n") ||
+		!strings.Contains(head, "Sec-Websocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") {
+		t.Fatalf("response head %q, want a 101 with the RFC 6455 example accept key", head)
+	}
+	if !strings.Contains(body, `{"type":"subscribed"`) {
+		t.Fatalf("after the 101 in the same read: %q, want the subscribed reply", body)
+	}
+}
+
+// Without a connect-time subscription there is no reply to carry the 101,
+// so it goes out alone at the end of the handshake.
+func TestHandshakeResponseWithoutReplyIsNotHeldBack(t *testing.T) {
+	s := newTestServer(t, Options{})
+	got := rawHandshake(t, s, "")
+	if !strings.HasPrefix(got, "HTTP/1.1 101 Switching Protocols\r\n") || !strings.HasSuffix(got, "\r\n\r\n") {
+		t.Fatalf("got %q, want the 101 response alone", got)
+	}
+}

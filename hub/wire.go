@@ -19,8 +19,9 @@ import (
 // batch of our frames holds wmu, so frames from the two never mix.
 type frameConn struct {
 	net.Conn
-	wmu sync.Mutex
-	rc  syscall.RawConn // nil for connections without a file descriptor
+	wmu     sync.Mutex
+	rc      syscall.RawConn // nil for connections without a file descriptor
+	pending []byte          // the held-back 101, sent before the first frame; guarded by wmu
 }
 
 func newFrameConn(conn net.Conn) *frameConn {
@@ -40,6 +41,10 @@ func (c *frameConn) tryWrite(p []byte) int {
 		return 0
 	}
 	defer c.wmu.Unlock()
+	if c.pending != nil {
+		n, _ := c.writeWithPending(p)
+		return n
+	}
 	if c.rc == nil {
 		n, _ := c.Conn.Write(p) // in-memory connections never block
 		return n
@@ -58,6 +63,9 @@ func (c *frameConn) tryWrite(p []byte) int {
 func (c *frameConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.pending != nil {
+		return c.writeWithPending(p)
+	}
 	return c.Conn.Write(p)
 }
 
@@ -66,7 +74,34 @@ func (c *frameConn) Write(p []byte) (int, error) {
 func (c *frameConn) writeFrames(bufs *net.Buffers) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.pending != nil {
+		*bufs = append(net.Buffers{c.pending}, *bufs...)
+		c.pending = nil
+	}
 	_, err := bufs.WriteTo(c.Conn)
+	return err
+}
+
+// writeWithPending writes the held-back 101 and p in one write, waiting
+// if it must (once per connection, into an empty socket), and returns how
+// much of p went out. The caller holds wmu.
+func (c *frameConn) writeWithPending(p []byte) (int, error) {
+	head := len(c.pending)
+	n, err := c.Conn.Write(append(c.pending, p...))
+	c.pending = nil
+	return max(0, n-head), err
+}
+
+// flushPending sends the held-back 101 if no frame has taken it yet: the
+// handshake is complete once the client has it.
+func (c *frameConn) flushPending() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.pending == nil {
+		return nil
+	}
+	_, err := c.Conn.Write(c.pending)
+	c.pending = nil
 	return err
 }
 
