@@ -1,3 +1,7 @@
+// pongbench reads through epoll, so its tests run on Linux only.
+
+//go:build linux
+
 package main
 
 import (

@@ -171,12 +171,13 @@ func (p *poller) run() {
 	}
 }
 
-// rawEpollWait is epoll_wait without telling the Go scheduler: the
+// rawEpollWait is epoll_wait (epoll_pwait with no signal mask, which
+// every Linux architecture has) without telling the Go scheduler: the
 // thread keeps its P, so sysmon never hands the P off and keeps waking
 // itself every 20 µs to do so. The timeout bounds how long a stop-the-world
 // waits for this thread (a preemption signal also ends the wait early).
 func rawEpollWait(epfd int, events []syscall.EpollEvent, msec int) (int, error) {
-	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
+	n, _, errno := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
