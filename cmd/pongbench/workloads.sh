@@ -47,6 +47,15 @@ wait_http() { # url
 	return 1
 }
 
+wait_port() { # port name
+	for _ in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	echo "workloads: $2 did not come up" >&2
+	return 1
+}
+
 start_pongcast() {
 	bin/pongcast --addr "127.0.0.1:$PC_PORT" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
 		--handshake-rate 0 --max-connections 0 --max-connections-per-user 0 --log-level warn &
@@ -61,23 +70,14 @@ start_seed() {
 	fi
 	PORT=$SEED_PORT REDIS_URL="${REDIS_URL%/0}" CHANNEL="$CHANNEL" node "$SEED_DIR/server.js" >/dev/null &
 	SERVER_PID=$!
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$SEED_PORT") 2>/dev/null; then sleep 0.3; return 0; fi
-		sleep 0.1
-	done
-	echo "workloads: seed did not come up" >&2
-	return 1
+	# The seed listens before its Redis subscription is confirmed.
+	wait_port "$SEED_PORT" seed && sleep 0.3
 }
 
 start_floor() {
 	bin/pongfloor --addr "127.0.0.1:$FLOOR_PORT" --redis-url "$REDIS_URL" --channel "$CHANNEL" &
 	SERVER_PID=$!
-	for _ in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$FLOOR_PORT") 2>/dev/null; then return 0; fi
-		sleep 0.1
-	done
-	echo "workloads: pongfloor did not come up" >&2
-	return 1
+	wait_port "$FLOOR_PORT" pongfloor # it listens once subscribed
 }
 
 # run LABEL MODE pongbench-args...

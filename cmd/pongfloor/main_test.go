@@ -91,17 +91,14 @@ func TestRejectsPlainHTTP(t *testing.T) {
 }
 
 func TestFrameLengths(t *testing.T) {
-	for _, n := range []int{0, 125, 126, 65535, 65536} {
-		f := textFrame(make([]byte, n))
-		hdr := map[bool]int{true: 2}[n < 126]
-		if n >= 126 {
-			hdr = 4
-		}
-		if n > 65535 {
-			hdr = 10
-		}
-		if f[0] != 0x81 || len(f) != hdr+n {
-			t.Errorf("payload %d: frame of %d bytes starting %#x, want %d bytes starting 0x81", n, len(f), f[0], hdr+n)
+	// RFC 6455 5.2: 7-bit length up to 125, then 16-bit, then 64-bit.
+	for _, tc := range []struct{ payload, header int }{
+		{0, 2}, {125, 2}, {126, 4}, {65535, 4}, {65536, 10},
+	} {
+		f := textFrame(make([]byte, tc.payload))
+		if f[0] != 0x81 || len(f) != tc.header+tc.payload {
+			t.Errorf("payload %d: frame of %d bytes starting %#x, want %d bytes starting 0x81",
+				tc.payload, len(f), f[0], tc.header+tc.payload)
 		}
 	}
 }
