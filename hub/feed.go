@@ -22,18 +22,20 @@ const (
 	feedBackoffMax     = 5 * time.Second
 )
 
-// Feed holds the Redis subscription to the pong channel and routes what
-// arrives. It reconnects with jittered exponential backoff for as long as
-// it runs.
+// Feed holds the Redis subscription to the pong channel and hands each
+// message to its sink. It reconnects with jittered exponential backoff
+// for as long as it runs.
 type Feed struct {
-	srv     *Server
+	sink    func(payload []byte, received time.Time) error
+	log     *slog.Logger
+	metrics *Metrics
 	opts    *redis.Options
 	channel string
 	ready   atomic.Bool
 	errLog  *logLimiter
 }
 
-func newFeed(srv *Server, opts *redis.Options, channel string) *Feed {
+func newFeed(sink func([]byte, time.Time) error, log *slog.Logger, metrics *Metrics, opts *redis.Options, channel string) *Feed {
 	o := *opts
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 2 * time.Second
@@ -41,7 +43,7 @@ func newFeed(srv *Server, opts *redis.Options, channel string) *Feed {
 	// The feed does its own retrying, with its own backoff and logging.
 	o.MaxRetries = -1
 	o.PoolSize = 2
-	return &Feed{srv: srv, opts: &o, channel: channel, errLog: newLogLimiter(10*time.Second, 3)}
+	return &Feed{sink: sink, log: log, metrics: metrics, opts: &o, channel: channel, errLog: newLogLimiter(10*time.Second, 3)}
 }
 
 func (f *Feed) setReady(ready bool) {
@@ -49,10 +51,10 @@ func (f *Feed) setReady(ready bool) {
 		return
 	}
 	if ready {
-		f.srv.metrics.RedisUp.Set(1)
-		f.srv.log.Info("redis subscription live", "addr", f.opts.Addr, "channel", f.channel)
+		f.metrics.RedisUp.Set(1)
+		f.log.Info("redis subscription live", "addr", f.opts.Addr, "channel", f.channel)
 	} else {
-		f.srv.metrics.RedisUp.Set(0)
+		f.metrics.RedisUp.Set(0)
 	}
 }
 
@@ -68,11 +70,11 @@ func (f *Feed) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		f.srv.metrics.RedisReconnects.Inc()
+		f.metrics.RedisReconnects.Inc()
 		if time.Since(started) > time.Minute {
 			backoff = feedBackoffMin // it had been healthy: retry quickly
 		}
-		f.errLog.log(f.srv.log, slog.LevelWarn, "redis subscription lost; retrying",
+		f.errLog.log(f.log, slog.LevelWarn, "redis subscription lost; retrying",
 			"addr", f.opts.Addr, "error", err, "retry_in", backoff)
 		// Full jitter keeps many instances from reconnecting in lockstep.
 		wait := backoff/2 + rand.N(backoff/2+1)
@@ -116,7 +118,7 @@ func (f *Feed) receive(ctx context.Context, client *redis.Client) error {
 		switch m := msg.(type) {
 		case *redis.Message:
 			// The payload arrived now: latency is measured from here.
-			_ = f.srv.route([]byte(m.Payload), time.Now())
+			_ = f.sink([]byte(m.Payload), time.Now())
 		case *redis.Subscription:
 			if m.Channel == f.channel {
 				f.setReady(m.Kind == "subscribe")

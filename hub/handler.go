@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -11,10 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -91,17 +90,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("this token's subject already has %d connections", s.opts.MaxConnectionsPerUser))
 		return
 	}
-	hw := &hijackWriter{ResponseWriter: w}
-	// c is set before the reader starts, and pongs are only seen by the
-	// reader, so the callback never sees it nil in practice.
-	var c *Client
-	accept := s.accept
-	accept.OnPongReceived = func(context.Context, []byte) {
-		if c != nil {
-			c.lastPong.Store(time.Now().UnixNano())
-		}
-	}
-	conn, err := websocket.Accept(hw, r, &accept)
+	conn, err := wsconn.Accept(w, r, s.accept, &s.conns)
 	if err != nil {
 		s.admission.release(claims.Subject)
 		// Accept has written the response (403 for a foreign Origin, 426
@@ -110,40 +99,31 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
 		return
 	}
-	conn.SetReadLimit(int64(s.opts.MaxMessageBytes))
-
-	c = &Client{
-		connectedAt: time.Now().UnixNano(),
-		id:          s.nextID.Add(1),
-		srv:         s,
-		conn:        conn,
-		raw:         hw.conn,
-		claims:      claims,
-		remote:      ip.String(),
-		limiter:     rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
-		wake:        make(chan struct{}, 1),
+	c := &session{
+		id:      s.nextID.Add(1),
+		srv:     s,
+		conn:    conn,
+		claims:  claims,
+		remote:  ip.String(),
+		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
 	}
+	conn.AllowControl(c.allowPing)
 	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
 	if err := s.hub.register(c); err != nil {
 		s.wg.Done()
 		s.admission.release(claims.Subject)
-		_ = conn.Close(closeGoingAway, reasonShutdown)
+		conn.Close(causeShutdown)
+		conn.FinishHandshake()
+		conn.Finish()
 		return
 	}
 	s.log.Debug("client connected", "client", c, "exchanges", claims.Exchanges)
 	if len(initial) > 0 {
-		set, err := s.hub.subscribe(c, initial)
-		if err != nil {
-			c.reply(protocol.EncodeError(subscribeErrorCode(err), err.Error(), nil))
-		} else {
-			c.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, nil))
-		}
+		c.subscribe(initial, nil)
 	}
 	// The 101 went out with the reply, or goes now.
-	_ = hw.conn.flushPending()
-	c.mu.Lock()
+	conn.FinishHandshake()
 	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), c.expire)
-	c.mu.Unlock()
 	go c.readLoop()
 }
 

@@ -3,13 +3,12 @@ package hub
 import (
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -22,55 +21,62 @@ var (
 	errNotRegistered  = errors.New("hub: client not registered")
 )
 
-// Hub is the routing table: which clients receive which exchange's pongs.
-// Routing a pong costs in proportion to its subscribers: a map lookup by
-// exchange, plus the wildcard subscribers, whose tokens allow every
-// exchange (a wildcard under a token with a finite list is stored as that
-// list, so it never needs filtering at fan-out).
+// Hub is the routing table: which sessions receive which exchange's
+// pongs. It owns every session's subscription state. Routing a pong costs
+// in proportion to its subscribers: a map lookup by exchange, plus the
+// wildcard subscribers, whose tokens allow every exchange (a wildcard
+// under a token with a finite list is stored as that list, so it never
+// needs filtering at fan-out).
 type Hub struct {
 	metrics          *Metrics
 	maxSubscriptions int
 
 	mu         sync.RWMutex
-	byExchange map[string]map[*Client]struct{}
-	wildcard   map[*Client]struct{}
-	clients    map[*Client]struct{}
+	byExchange map[string]map[*session]*member
+	wildcard   map[*session]struct{}
+	members    map[*session]*member
 	closed     bool
+}
+
+// member is one session's subscriptions. Guarded by the Hub's lock.
+type member struct {
+	subs     []string // named exchanges, sorted
+	wildcard bool     // holds "*" under a token that allows every exchange
 }
 
 func newHub(metrics *Metrics, maxSubscriptions int) *Hub {
 	return &Hub{
 		metrics:          metrics,
 		maxSubscriptions: maxSubscriptions,
-		byExchange:       make(map[string]map[*Client]struct{}),
-		wildcard:         make(map[*Client]struct{}),
-		clients:          make(map[*Client]struct{}),
+		byExchange:       make(map[string]map[*session]*member),
+		wildcard:         make(map[*session]struct{}),
+		members:          make(map[*session]*member),
 	}
 }
 
-// register adds a connected client; it fails once the hub is closing.
-func (h *Hub) register(c *Client) error {
+// register adds a connected session; it fails once the hub is closing.
+func (h *Hub) register(s *session) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return ErrHubClosed
 	}
-	h.clients[c] = struct{}{}
+	h.members[s] = &member{}
 	h.metrics.ClientsConnected.Inc()
 	return nil
 }
 
-// unregister removes c and all its subscriptions. Safe to call twice.
-func (h *Hub) unregister(c *Client) {
+// unregister removes s and all its subscriptions. Safe to call twice.
+func (h *Hub) unregister(s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.clients[c]; !ok {
+	m, ok := h.members[s]
+	if !ok {
 		return
 	}
-	delete(h.clients, c)
+	delete(h.members, s)
 	h.metrics.ClientsConnected.Dec()
-	h.dropSubscriptionsLocked(c, c.subs, true)
-	c.subs, c.wildcard = nil, false
+	h.dropAllLocked(s, m)
 }
 
 // expandSubscription checks names (normalised, possibly protocol.Wildcard)
@@ -97,183 +103,171 @@ func expandSubscription(claims auth.Claims, names []string) (add []string, wildc
 	return add, wildcard, nil
 }
 
-// subscribe adds names (normalised, possibly protocol.Wildcard) to c's set,
+// subscribe adds names (normalised, possibly protocol.Wildcard) to s's set,
 // all or nothing, and returns the whole set now.
-func (h *Hub) subscribe(c *Client, names []string) ([]string, error) {
-	add, wildcard, err := expandSubscription(c.claims, names)
+func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
+	add, wildcard, err := expandSubscription(s.claims, names)
 	if err != nil {
 		return nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if _, ok := h.clients[c]; !ok {
+	m, ok := h.members[s]
+	if !ok {
 		return nil, errNotRegistered
 	}
 	fresh := make([]string, 0, len(add))
 	for _, name := range add {
-		if !slices.Contains(c.subs, name) && !slices.Contains(fresh, name) {
+		if !slices.Contains(m.subs, name) && !slices.Contains(fresh, name) {
 			fresh = append(fresh, name)
 		}
 	}
-	if len(c.subs)+len(fresh) > h.maxSubscriptions {
+	if len(m.subs)+len(fresh) > h.maxSubscriptions {
 		return nil, fmt.Errorf("%w: at most %d exchanges by name (have %d, asked for %d more); \"*\" counts as none",
-			ErrTooManySubs, h.maxSubscriptions, len(c.subs), len(fresh))
+			ErrTooManySubs, h.maxSubscriptions, len(m.subs), len(fresh))
 	}
 	for _, name := range fresh {
 		set := h.byExchange[name]
 		if set == nil {
-			set = make(map[*Client]struct{})
+			set = make(map[*session]*member)
 			h.byExchange[name] = set
 		}
-		set[c] = struct{}{}
+		set[s] = m
 	}
-	c.subs = append(c.subs, fresh...)
-	slices.Sort(c.subs)
+	m.subs = append(m.subs, fresh...)
+	slices.Sort(m.subs)
 	h.metrics.Subscriptions.Add(float64(len(fresh)))
-	if wildcard && !c.wildcard {
-		c.wildcard = true
-		h.wildcard[c] = struct{}{}
+	if wildcard && !m.wildcard {
+		m.wildcard = true
+		h.wildcard[s] = struct{}{}
 		h.metrics.Subscriptions.Inc()
 	}
-	return c.subscriptionSetLocked(), nil
+	return m.set(), nil
 }
 
-// unsubscribe removes names from c's set and returns the whole set now.
-// Names c is not subscribed to are ignored; Wildcard removes everything.
-func (h *Hub) unsubscribe(c *Client, names []string) []string {
+// unsubscribe removes names from s's set and returns the whole set now.
+// Names s is not subscribed to are ignored; Wildcard removes everything.
+func (h *Hub) unsubscribe(s *session, names []string) []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if slices.Contains(names, protocol.Wildcard) {
-		h.dropSubscriptionsLocked(c, c.subs, true)
-		c.subs, c.wildcard = c.subs[:0], false
-		return c.subscriptionSetLocked()
+	m, ok := h.members[s]
+	if !ok {
+		return nil
 	}
-	h.dropSubscriptionsLocked(c, names, false)
-	c.subs = slices.DeleteFunc(c.subs, func(s string) bool { return slices.Contains(names, s) })
-	return c.subscriptionSetLocked()
+	if slices.Contains(names, protocol.Wildcard) {
+		h.dropAllLocked(s, m)
+		return m.set()
+	}
+	h.dropLocked(s, m, names)
+	return m.set()
 }
 
-// dropSubscriptionsLocked removes c from the routing table for names (and
-// from the wildcard set if wildcard is true). The caller updates c.subs.
-func (h *Hub) dropSubscriptionsLocked(c *Client, names []string, wildcard bool) {
+// dropLocked removes s from the routing table for names, and names from
+// m.
+func (h *Hub) dropLocked(s *session, m *member, names []string) {
 	removed := 0
 	for _, name := range names {
-		set := h.byExchange[name]
-		if _, ok := set[c]; !ok {
-			continue
-		}
-		delete(set, c)
-		removed++
-		if len(set) == 0 {
-			delete(h.byExchange, name)
+		if h.removeRouteLocked(s, name) {
+			removed++
 		}
 	}
-	if wildcard && c.wildcard {
-		delete(h.wildcard, c)
+	if removed > 0 {
+		m.subs = slices.DeleteFunc(m.subs, func(n string) bool { return slices.Contains(names, n) })
+	}
+	h.metrics.Subscriptions.Sub(float64(removed))
+}
+
+// dropAllLocked removes every subscription of s, the wildcard included.
+func (h *Hub) dropAllLocked(s *session, m *member) {
+	removed := 0
+	for _, name := range m.subs {
+		if h.removeRouteLocked(s, name) {
+			removed++
+		}
+	}
+	m.subs = m.subs[:0]
+	if m.wildcard {
+		m.wildcard = false
+		delete(h.wildcard, s)
 		removed++
 	}
 	h.metrics.Subscriptions.Sub(float64(removed))
 }
 
+func (h *Hub) removeRouteLocked(s *session, name string) bool {
+	set := h.byExchange[name]
+	if _, ok := set[s]; !ok {
+		return false
+	}
+	delete(set, s)
+	if len(set) == 0 {
+		delete(h.byExchange, name)
+	}
+	return true
+}
+
 // publish delivers f to every subscriber of exchange and returns how many
 // took it. The subscribers are copied under the read lock and served after
 // it is released: no lock of the hub is held while writing to a socket,
-// and delivery never blocks (see Client.deliver).
-func (h *Hub) publish(exchange string, f *frame) int {
-	snap := snapshotPool.Get().(*[]*Client)
+// and delivery never blocks (see wsconn.Conn.Deliver).
+func (h *Hub) publish(exchange string, f *wsconn.Frame) int {
+	snap := sessionsPool.Get().(*[]*session)
 	targets := (*snap)[:0]
 	h.mu.RLock()
-	for c := range h.byExchange[exchange] {
-		if !c.wildcard { // wildcard holders are served below, once
-			targets = append(targets, c)
+	for s, m := range h.byExchange[exchange] {
+		if !m.wildcard { // wildcard holders are served below, once
+			targets = append(targets, s)
 		}
 	}
-	for c := range h.wildcard {
-		targets = append(targets, c)
+	for s := range h.wildcard {
+		targets = append(targets, s)
 	}
 	h.mu.RUnlock()
 	n := deliverAll(targets, f)
 	clear(targets)
 	*snap = targets[:0]
-	snapshotPool.Put(snap)
+	sessionsPool.Put(snap)
 	return n
 }
 
-// fanoutChunk is the fewest subscribers worth a goroutine of their own:
-// each delivery is a system call of several microseconds (the server
-// spends 13-24 µs of CPU per delivery on a slow VM), a goroutine start
-// well under one. At 256, W3's 100-subscriber
-// pongs were served from one core: p99 5.4 ms; at 32, 3.3 ms.
-const fanoutChunk = 32
+// sessionsPool recycles lists of sessions, so routing a pong allocates
+// nothing per subscriber.
+var sessionsPool = sync.Pool{New: func() any { s := make([]*session, 0, 64); return &s }}
 
-// deliverAll delivers f to targets, spread over up to GOMAXPROCS
-// goroutines when there are many: on a loaded machine one goroutine alone
-// would serve thousands of sockets from a single core. It returns when
-// every target has been served, so each client still sees pongs in order.
-func deliverAll(targets []*Client, f *frame) int {
-	workers := min(runtime.GOMAXPROCS(0), len(targets)/fanoutChunk)
-	if workers <= 1 {
-		return deliverRange(targets, f)
-	}
-	var wg sync.WaitGroup
-	var delivered atomic.Int64
-	size := (len(targets) + workers - 1) / workers
-	for start := size; start < len(targets); start += size {
-		part := targets[start:min(start+size, len(targets))]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			delivered.Add(int64(deliverRange(part, f)))
-		}()
-	}
-	n := deliverRange(targets[:size], f)
-	wg.Wait()
-	return n + int(delivered.Load())
-}
-
-func deliverRange(targets []*Client, f *frame) int {
-	n := 0
-	for _, c := range targets {
-		if c.deliver(f) {
-			n++
-		}
-	}
-	return n
-}
-
-// snapshotPool recycles publish's subscriber lists, so routing a pong
-// allocates nothing per subscriber.
-var snapshotPool = sync.Pool{New: func() any { s := make([]*Client, 0, 64); return &s }}
-
-// closeAll marks the hub closed, so no client registers after, and returns
-// the clients connected now.
-func (h *Hub) closeAll() []*Client {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
-	out := make([]*Client, 0, len(h.clients))
-	for c := range h.clients {
-		out = append(out, c)
+// sessions appends every registered session to out.
+func (h *Hub) sessions(out []*session) []*session {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.members {
+		out = append(out, s)
 	}
 	return out
 }
 
-// count returns the number of registered clients.
+// closeAll marks the hub closed, so no session registers after, and
+// returns the sessions connected now.
+func (h *Hub) closeAll() []*session {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	return h.sessions(nil)
+}
+
+// count returns the number of registered sessions.
 func (h *Hub) count() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.clients)
+	return len(h.members)
 }
 
-// subscriptionSetLocked is c's whole subscription set for a reply: "*"
-// first when c holds the wildcard, then its named exchanges in order. The
-// caller holds the hub's lock.
-func (c *Client) subscriptionSetLocked() []string {
-	out := make([]string, 0, len(c.subs)+1)
-	if c.wildcard {
+// set is m's whole subscription set for a reply: "*" first when m holds
+// the wildcard, then its named exchanges in order.
+func (m *member) set() []string {
+	out := make([]string, 0, len(m.subs)+1)
+	if m.wildcard {
 		out = append(out, protocol.Wildcard)
 	}
-	return append(out, c.subs...)
+	return append(out, m.subs...)
 }
 
 // forbiddenList names the exchanges claims does not allow, a few of them:

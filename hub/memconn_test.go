@@ -59,7 +59,7 @@ type sinkWriter struct {
 }
 
 func (w *sinkWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), bufio.NewWriterSize(w.conn, hijackWriteBuffer)), nil
+	return w.conn, bufio.NewReadWriter(bufio.NewReaderSize(w.conn, 16), bufio.NewWriterSize(w.conn, 256)), nil
 }
 
 // Unwrap lets http.ResponseController find Hijack.

@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -88,3 +91,13 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}
 	return m
 }
+
+// deliveryObserver counts what the client connections write and drop.
+type deliveryObserver struct{ m *Metrics }
+
+func (o deliveryObserver) Delivered(f *wsconn.Frame, at time.Time) {
+	o.m.Delivered.Inc()
+	o.m.DeliveryLatency.Observe(at.Sub(f.Received).Seconds())
+}
+
+func (o deliveryObserver) Dropped(n int) { o.m.Dropped.Add(float64(n)) }

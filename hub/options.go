@@ -17,6 +17,7 @@ const (
 	DefaultMaxSubscriptions = 100
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultChannel          = "exchange:pong"
+	DefaultMessageTimeout   = 10 * time.Second
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.
 	DefaultShutdownTimeout = 8 * time.Second
@@ -25,6 +26,10 @@ const (
 // Refusal window: a client refused more than ClientBurst times within it is
 // closed.
 const rateRefusalWindow = 10 * time.Second
+
+// closeHandshakeTimeout is how long a client has to answer our close
+// frame once it is out, before the socket is dropped.
+const closeHandshakeTimeout = 5 * time.Second
 
 // Options configure a Server. Verifier is required; every other zero value
 // means the default named in its comment.
@@ -54,6 +59,11 @@ type Options struct {
 	// WriteTimeout bounds one batch of writes to a client. If zero,
 	// DefaultWriteTimeout.
 	WriteTimeout time.Duration
+	// MessageTimeout bounds how long one client message may take to
+	// arrive once it has begun (fragments trickling in); past it the
+	// client is closed with 1008. If zero, DefaultMessageTimeout; if
+	// negative, no limit.
+	MessageTimeout time.Duration
 	// PingInterval is the keep-alive period: each client is pinged this
 	// often and closed if it has not answered within the next period. If
 	// zero, keep-alive is off.
@@ -99,6 +109,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MessageTimeout == 0 {
+		o.MessageTimeout = DefaultMessageTimeout
 	}
 	if o.HandshakeRate > 0 && o.HandshakeBurst < 1 {
 		o.HandshakeBurst = 1

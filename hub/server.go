@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pongcast/pongcast/protocol"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 )
 
 // Server is a running pongcast: the hub, the Redis feed and the HTTP
@@ -27,9 +27,11 @@ type Server struct {
 	hub     *Hub
 	feed    *Feed // nil without a RedisURL
 	accept  websocket.AcceptOptions
+	conns   wsconn.Config // shared by every client connection
 	mux     *http.ServeMux
 
-	// wg counts every client goroutine: readers, writers, pings.
+	// wg counts the sessions' readers; each waits for its connection's
+	// writer before it is done.
 	wg      sync.WaitGroup
 	nextID  atomic.Uint64
 	closing atomic.Bool
@@ -72,7 +74,16 @@ func NewServer(opts Options) (*Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("hub: redis url: %w", err)
 		}
-		s.feed = newFeed(s, ropts, opts.Channel)
+		s.feed = newFeed(s.route, s.log, s.metrics, ropts, opts.Channel)
+	}
+	s.conns = wsconn.Config{
+		SendQueue:       opts.SendQueue,
+		WriteTimeout:    opts.WriteTimeout,
+		CloseTimeout:    closeHandshakeTimeout,
+		PingInterval:    opts.PingInterval,
+		MessageTimeout:  opts.MessageTimeout,
+		MaxMessageBytes: opts.MaxMessageBytes,
+		Observer:        deliveryObserver{s.metrics},
 	}
 	s.startWatchdog()
 	s.mux = http.NewServeMux()
@@ -116,29 +127,6 @@ func (s *Server) Publish(payload []byte) error {
 	return s.route(payload, time.Now())
 }
 
-func (s *Server) route(payload []byte, received time.Time) error {
-	s.metrics.PongsReceived.Inc()
-	pong, err := protocol.ParsePong(payload, s.opts.MaxMessageBytes)
-	if err != nil {
-		var pe *protocol.PongError
-		reason := "invalid"
-		if errors.As(err, &pe) {
-			reason = pe.Reason
-		}
-		s.metrics.PongsRejected.WithLabelValues(reason).Inc()
-		s.rejectLog.log(s.log, slog.LevelWarn, "pong rejected", "reason", reason, "error", err, "bytes", len(payload))
-		return err
-	}
-	ts := received.UnixMilli()
-	// Encode and frame once; every subscriber gets the same bytes.
-	n := protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)
-	wire := appendTextFrameHeader(make([]byte, 0, textFrameHeaderLen(n)+n), n)
-	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
-	s.hub.publish(pong.Exchange, &frame{wire: wire, received: received})
-	s.metrics.PongsRouted.Inc()
-	return nil
-}
-
 // Shutdown stops accepting clients, closes every client with 1001 after
 // flushing what is queued to it, and waits for their goroutines. When ctx
 // (or DefaultShutdownTimeout, if ctx has no deadline) ends first, the
@@ -152,7 +140,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	clients := s.hub.closeAll()
 	for _, c := range clients {
-		c.requestClose(closeGoingAway, reasonShutdown, false)
+		c.conn.Close(causeShutdown)
 	}
 	s.log.Info("closing clients", "clients", len(clients))
 	done := make(chan struct{})
@@ -167,7 +155,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	for _, c := range clients {
-		c.conn.CloseNow()
+		c.conn.CloseNow(causeShutdown)
 	}
 	select {
 	case <-done:

@@ -1,134 +1,166 @@
 package hub
 
 import (
-	"context"
-	"errors"
+	"log/slog"
 	"time"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
-// Causes of a session's end that the client, not the server, brought
-// about; reasons the server chose are the close reasons in client.go.
-const (
-	causePeer   = "closed by client"
-	causeTooBig = "message too big"
-	causeError  = "connection error"
-)
+// session is one client: its token's claims, its rate limit and its
+// token expiry, over a wsconn.Conn that owns the socket. What it is
+// subscribed to lives in the Hub, which routes.
+//
+// Ownership: the reader goroutine runs for the whole session and is the
+// only one that tears it down. Anyone may deliver to it or close it,
+// through the Conn, without waiting.
+type session struct {
+	id     uint64
+	srv    *Server
+	conn   *wsconn.Conn
+	claims auth.Claims
+	remote string
+	expiry *time.Timer // set before the reader starts
 
-var tokenExpiredMessage = protocol.EncodeError(protocol.CodeTokenExpired, "the token has expired; reconnect with a fresh one", nil)
+	// Reader goroutine only (client pings are counted there too).
+	limiter      *rate.Limiter
+	refusals     int
+	refusalStart time.Time
+}
+
+// LogValue keeps session log lines uniform and free of the token.
+func (s *session) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.Uint64("id", s.id),
+		slog.String("sub", s.claims.Subject),
+		slog.String("remote", s.remote),
+	)
+}
+
+// deliver hands f to the client without waiting and reports whether it
+// was sent or queued. A full queue closes the client as a slow consumer.
+func (s *session) deliver(f *wsconn.Frame) bool {
+	switch s.conn.Deliver(f) {
+	case wsconn.Sent, wsconn.Queued:
+		return true
+	case wsconn.SlowConsumer:
+		s.srv.metrics.SlowConsumerCloses.Inc()
+		s.srv.log.Info("slow consumer closed", "client", s, "queue", s.srv.opts.SendQueue)
+	}
+	return false
+}
+
+// reply sends a reply to the client. Replies are built to fit the cap;
+// the check is the last line of defence for that promise.
+func (s *session) reply(data []byte) {
+	if len(data) > s.srv.opts.MaxMessageBytes {
+		s.srv.log.Error("reply over the message cap", "client", s, "bytes", len(data))
+		data = replyTooLarge
+	}
+	s.deliver(wsconn.TextFrame(data))
+}
+
+var replyTooLarge = protocol.EncodeError(protocol.CodeInternal, "the reply would pass the message cap", nil)
 
 // readLoop serves the client's messages until the connection ends, then
 // tears the session down. It owns one count on srv.wg.
-func (c *Client) readLoop() {
-	defer c.srv.wg.Done()
-	cause := c.serveMessages()
-	c.tearDown(cause)
-}
-
-func (c *Client) serveMessages() string {
-	// A Background context: the reader is ended by closing the connection,
-	// which costs nothing per idle client, unlike a cancellable context.
-	ctx := context.Background()
+func (s *session) readLoop() {
+	defer s.srv.wg.Done()
 	for {
-		typ, data, err := c.conn.Read(ctx)
+		typ, data, err := s.conn.Read()
 		if err != nil {
-			return readErrorCause(err)
+			break
 		}
-		if c.closing() {
+		if s.conn.Closing() {
 			continue // drain until the close handshake ends the read
 		}
 		if typ != websocket.MessageText {
-			c.requestClose(closeUnsupportedData, reasonBinary, true)
+			s.conn.Close(causeBinary)
 			continue
 		}
-		if !c.allowMessage() {
+		if !s.allowMessage() {
 			continue
 		}
 		if !utf8.Valid(data) {
 			// RFC 6455 8.1: a text message must be UTF-8; fail the
 			// connection rather than guess.
-			c.requestClose(closeInvalidPayload, reasonInvalidUTF8, true)
+			s.conn.Close(causeInvalidUTF8)
 			continue
 		}
-		c.handle(data)
+		s.handle(data)
 	}
+	s.tearDown()
 }
 
-func readErrorCause(err error) string {
-	switch {
-	case errors.Is(err, websocket.ErrMessageTooBig):
-		return causeTooBig
-	case websocket.CloseStatus(err) != -1:
-		return causePeer
+// allowMessage applies the token bucket to a client message: a refused
+// one is discarded with a rate_limited error.
+func (s *session) allowMessage() bool {
+	ok, closed := s.takeToken("message")
+	if !ok && !closed {
+		s.reply(rateLimitedMessage)
 	}
-	return causeError
+	return ok
 }
 
-func (c *Client) closing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closeCode != 0
-}
-
-// allowMessage applies the token bucket. A refused message is discarded
-// with a rate_limited error; more than ClientBurst refusals within the
-// refusal window close the client.
-func (c *Client) allowMessage() bool {
-	if c.limiter.Allow() {
-		return true
-	}
-	c.srv.metrics.RateLimited.Inc()
-	now := time.Now()
-	if now.Sub(c.refusalStart) > rateRefusalWindow {
-		c.refusalStart, c.refusals = now, 0
-	}
-	c.refusals++
-	if c.refusals > c.srv.opts.ClientBurst {
-		c.srv.metrics.RateLimitCloses.Inc()
-		c.srv.log.Info("client closed for flooding", "client", c, "refusals", c.refusals)
-		c.requestClose(closePolicyViolation, reasonRateLimit, true)
+// allowPing applies the same bucket to a WebSocket ping (or a pong that
+// answers none of ours): a refused ping goes unanswered.
+func (s *session) allowPing() bool {
+	if s.conn.Closing() {
 		return false
 	}
-	c.reply(rateLimitedMessage)
-	return false
+	ok, _ := s.takeToken("ping")
+	return ok
+}
+
+// takeToken takes one token from the client's bucket. Past the bucket,
+// more than ClientBurst refusals within the refusal window close the
+// client with 1008; closed reports that.
+func (s *session) takeToken(kind string) (ok, closed bool) {
+	if s.limiter.Allow() {
+		return true, false
+	}
+	s.srv.metrics.RateLimited.Inc()
+	now := time.Now()
+	if now.Sub(s.refusalStart) > rateRefusalWindow {
+		s.refusalStart, s.refusals = now, 0
+	}
+	s.refusals++
+	if s.refusals <= s.srv.opts.ClientBurst {
+		return false, false
+	}
+	if s.refusals == s.srv.opts.ClientBurst+1 {
+		s.srv.metrics.RateLimitCloses.Inc()
+		s.srv.log.Info("client closed for flooding", "client", s, "refusals", s.refusals, "kind", kind)
+	}
+	s.conn.Close(causeRateLimit)
+	return false, true
 }
 
 var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too many messages: slow down", nil)
 
-// handle acts on one client message.
-func (c *Client) handle(data []byte) {
-	msg, err := protocol.DecodeClientMessage(data)
-	if err != nil {
-		c.reply(protocol.EncodeError(protocol.CodeBadRequest, err.Error(), msg.ID))
-		return
-	}
-	switch msg.Type {
-	case protocol.TypePing:
-		c.reply(protocol.EncodePong(time.Now().UnixMilli(), msg.ID))
-	case protocol.TypeSubscribe:
-		set, err := c.srv.hub.subscribe(c, msg.Exchanges)
-		if err != nil {
-			c.reply(protocol.EncodeError(subscribeErrorCode(err), err.Error(), msg.ID))
-			return
-		}
-		c.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, msg.ID))
-	case protocol.TypeUnsubscribe:
-		set := c.srv.hub.unsubscribe(c, msg.Exchanges)
-		c.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, msg.ID))
-	}
+// expire runs at the token's exp: tell the client why, then close.
+func (s *session) expire() {
+	s.deliver(wsconn.TextFrame(tokenExpiredMessage))
+	s.conn.Close(causeTokenExpired)
 }
 
-// subscribeErrorCode maps hub errors to wire codes, in one place.
-func subscribeErrorCode(err error) string {
-	switch {
-	case errors.Is(err, ErrForbidden):
-		return protocol.CodeForbidden
-	case errors.Is(err, ErrTooManySubs):
-		return protocol.CodeBadRequest
-	}
-	return protocol.CodeInternal
+var tokenExpiredMessage = protocol.EncodeError(protocol.CodeTokenExpired, "the token has expired; reconnect with a fresh one", nil)
+
+// tearDown ends the session once its reader is done: the connection
+// finishes (a close frame still on its way goes out), timers stop, and
+// the hub forgets the client.
+func (s *session) tearDown() {
+	s.expiry.Stop()
+	s.conn.Finish()
+	cause := s.conn.Cause()
+	s.srv.hub.unregister(s)
+	s.srv.admission.release(s.claims.Subject)
+	s.srv.metrics.ClientCloses.WithLabelValues(cause.Label).Inc()
+	s.srv.log.Debug("client disconnected", "client", s, "cause", cause.Reason)
 }

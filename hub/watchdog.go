@@ -5,11 +5,11 @@ import (
 	"time"
 )
 
-// watchdog drops clients whose writer has been stuck on one batch for
-// longer than WriteTimeout (their socket has stopped draining), retires
-// writers that have been idle for writerIdle, and pings every client each
-// PingInterval, dropping those that did not answer the previous ping. One goroutine scanning every
-// client a few times per timeout costs far less than a timer per write.
+// watchdog is one goroutine that applies every connection's time limits
+// (see wsconn.Conn.Tick): a stuck write, an unanswered close, a message
+// left open, an idle writer to retire, keep-alive pings. One scan of
+// every client a few times per limit costs far less than timers per
+// connection.
 type watchdog struct {
 	srv      *Server
 	stop     chan struct{}
@@ -23,82 +23,47 @@ func (s *Server) startWatchdog() {
 	go w.run()
 }
 
+// watchdogPeriod is a quarter of the shortest limit, at least 10 ms.
+func watchdogPeriod(o Options) time.Duration {
+	period := min(o.WriteTimeout, closeHandshakeTimeout) / 4
+	if o.PingInterval > 0 {
+		period = min(period, o.PingInterval/4)
+	}
+	if o.MessageTimeout > 0 {
+		period = min(period, o.MessageTimeout/4)
+	}
+	return max(period, 10*time.Millisecond)
+}
+
 func (w *watchdog) run() {
 	defer close(w.done)
-	period := w.srv.opts.WriteTimeout / 4
-	if ping := w.srv.opts.PingInterval; ping > 0 {
-		period = min(period, ping/4)
-	}
-	period = max(period, 10*time.Millisecond)
-	tick := time.NewTicker(period)
+	tick := time.NewTicker(watchdogPeriod(w.srv.opts))
 	defer tick.Stop()
-	var stuck []*Client
 	for {
 		select {
 		case <-w.stop:
 			return
 		case now := <-tick.C:
-			stuck = w.srv.hub.stuckWriters(now.Add(-w.srv.opts.WriteTimeout).UnixNano(), stuck[:0])
-			for _, c := range stuck {
-				c.dropStuck()
-			}
-			clear(stuck)
-			w.srv.hub.housekeep(now, w.srv.opts.PingInterval)
+			w.scan(now)
 		}
 	}
+}
+
+// scan ticks every session's connection, from a snapshot taken under the
+// hub's read lock and served after it.
+func (w *watchdog) scan(now time.Time) {
+	snap := sessionsPool.Get().(*[]*session)
+	sessions := w.srv.hub.sessions((*snap)[:0])
+	for _, s := range sessions {
+		s.conn.Tick(now)
+	}
+	clear(sessions)
+	*snap = sessions[:0]
+	sessionsPool.Put(snap)
 }
 
 // close stops the watchdog and waits for it; safe to call twice.
 func (w *watchdog) close() {
 	w.stopOnce.Do(func() { close(w.stop) })
 	<-w.done
-}
-
-// stuckWriters appends the clients whose current batch began before
-// cutoff (Unix ns).
-func (h *Hub) stuckWriters(cutoff int64, out []*Client) []*Client {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	for c := range h.clients {
-		if t := c.writeStart.Load(); t != 0 && t < cutoff {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// housekeep retires the writers parked for writerIdle and, when ping is
-// not zero, runs every client's keep-alive.
-// Pings are written outside the hub's lock, from a snapshot.
-func (h *Hub) housekeep(now time.Time, ping time.Duration) {
-	cutoff := now.Add(-writerIdle).UnixNano()
-	ns := now.UnixNano()
-	snap := snapshotPool.Get().(*[]*Client)
-	clients := (*snap)[:0]
-	h.mu.RLock()
-	for c := range h.clients {
-		clients = append(clients, c)
-	}
-	h.mu.RUnlock()
-	for _, c := range clients {
-		c.retireIfIdle(cutoff)
-		if ping > 0 {
-			c.keepAlive(ns, ping)
-		}
-	}
-	clear(clients)
-	*snap = clients[:0]
-	snapshotPool.Put(snap)
-}
-
-// dropStuck closes a client whose socket stopped draining. No close
-// handshake: the close frame could not get through either.
-func (c *Client) dropStuck() {
-	c.mu.Lock()
-	if c.closeCode == 0 {
-		c.closeCode, c.closeReason, c.discard = closePolicyViolation, reasonWriteTimeout, true
-	}
-	c.mu.Unlock()
-	c.srv.log.Info("client write timed out", "client", c, "timeout", c.srv.opts.WriteTimeout)
-	c.conn.CloseNow()
 }

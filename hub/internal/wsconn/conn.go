@@ -1,0 +1,429 @@
+package wsconn
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Config is shared by every Conn of a server. Zero durations turn their
+// check off, except WriteTimeout and CloseTimeout, which must be set.
+type Config struct {
+	// SendQueue is how many frames may wait for one client; one more
+	// closes it as a slow consumer.
+	SendQueue int
+	// WriteTimeout bounds one batch of writes to a client.
+	WriteTimeout time.Duration
+	// CloseTimeout is how long a close handshake may take once our close
+	// frame is out.
+	CloseTimeout time.Duration
+	// PingInterval is the keep-alive period: a ping goes out this often,
+	// and a client that has not answered the previous one is dropped.
+	PingInterval time.Duration
+	// MessageTimeout bounds how long a client message may stay open, its
+	// fragments trickling in.
+	MessageTimeout time.Duration
+	// MaxMessageBytes caps a client message.
+	MaxMessageBytes int
+	// Observer counts deliveries; nil counts nothing.
+	Observer Observer
+}
+
+// Observer is told of every pong frame written whole or dropped.
+type Observer interface {
+	Delivered(f *Frame, at time.Time)
+	Dropped(n int)
+}
+
+// Result is what Deliver did with a frame.
+type Result uint8
+
+const (
+	Sent         Result = iota // written into the socket
+	Queued                     // waiting for the writer
+	Dropped                    // the connection is closing
+	SlowConsumer               // the queue was full: dropped, and the connection closes
+)
+
+type writerState uint8
+
+const (
+	writerNone   writerState = iota // no goroutine
+	writerActive                    // running, or about to look at the output
+	writerParked                    // waiting on wake
+)
+
+// writerIdle is how long a writer stays parked before it is retired: an
+// active client keeps one goroutine, an idle one has none.
+const writerIdle = 5 * time.Second
+
+// Conn is one client connection. The library reads and produces its
+// control frames; the Conn writes everything.
+type Conn struct {
+	cfg  *Config
+	ws   *websocket.Conn
+	sock net.Conn    // the socket itself
+	raw  *rawWriter  // non-blocking writes; nil when the socket has none
+	lib  *libConn    // what the library reads from and writes to
+	wg   sync.WaitGroup // the writer goroutine
+	wake chan struct{}  // rouses a parked writer; capacity 1
+
+	// Atomics read by Tick without the lock, in Unix ns; zero when unset.
+	writeStart  atomic.Int64 // the writer began its current batch
+	lastWrite   atomic.Int64 // the writer last finished a batch
+	closeSentAt atomic.Int64 // our close frame was written whole
+	readStart   atomic.Int64 // a client message began arriving
+	lastPing    atomic.Int64
+	lastPong    atomic.Int64
+	connectedAt int64
+
+	// allowControl is asked, on the reader goroutine, before a client's
+	// ping is answered; set before the first Read.
+	allowControl func() bool
+	readErr      error // the reader's last error; reader goroutine only
+
+	mu sync.Mutex // guards everything below
+	// The output, in the order it goes out: the remainder of a frame
+	// begun (or the held-back 101), control frames, data frames, then
+	// the close frame. Only one goroutine writes at a time: the writer
+	// while it is active, otherwise whoever holds mu.
+	head         []byte // the held-back 101, not yet tried
+	partial      []byte
+	partialFrame *Frame // the data frame partial ends, for accounting
+	ctrl         []byte // whole control frames
+	ctrlSpare    []byte
+	queue        []*Frame
+	spare        []*Frame
+	closeOut     []byte // our close frame, or the library's
+	libIn        []byte // a library write cut inside a frame (never seen)
+	iov          net.Buffers
+	iovView      net.Buffers
+
+	writer      writerState
+	retire      bool // the parked writer is to exit
+	closeQueued  bool // a close frame is on its way: nothing more is queued
+	closeWritten bool // ... and it is out
+	finishing   bool // the reader is done: close the socket once flushed
+	dead        bool // the socket is closed
+	cause       Cause
+	hasCause    bool
+}
+
+// Accept upgrades the request, holding the 101 back so that it goes out
+// with the first frame in one write. opts is the library's; its ping and
+// pong hooks are the Conn's.
+func Accept(w http.ResponseWriter, r *http.Request, opts websocket.AcceptOptions, cfg *Config) (*Conn, error) {
+	c := &Conn{cfg: cfg, wake: make(chan struct{}, 1), connectedAt: time.Now().UnixNano()}
+	hw := &hijackWriter{ResponseWriter: w, conn: c}
+	opts.OnPingReceived = c.onPing
+	opts.OnPongReceived = c.onPong
+	ws, err := websocket.Accept(hw, r, &opts)
+	if err != nil {
+		if c.sock != nil {
+			c.sock.Close()
+		}
+		return nil, err
+	}
+	ws.SetReadLimit(int64(cfg.MaxMessageBytes))
+	c.ws = ws
+	return c, nil
+}
+
+// AllowControl sets the check made before a client's ping is answered
+// (and before an unsolicited pong is read): false leaves it unanswered.
+// It runs on the reader goroutine. Call before the first Read.
+func (c *Conn) AllowControl(allow func() bool) { c.allowControl = allow }
+
+func (c *Conn) onPing(context.Context, []byte) bool {
+	return c.allowControl == nil || c.allowControl()
+}
+
+func (c *Conn) onPong(context.Context, []byte) {
+	if c.lastPong.Load() >= c.lastPing.Load() && c.allowControl != nil {
+		c.allowControl() // not an answer to our ping: it counts like a message
+	}
+	c.lastPong.Store(time.Now().UnixNano())
+}
+
+// RemoteAddr is the socket's peer.
+func (c *Conn) RemoteAddr() net.Addr { return c.sock.RemoteAddr() }
+
+// Read returns the next client message. Only the session's reader calls
+// it; after an error the Conn is finished with Finish.
+func (c *Conn) Read() (websocket.MessageType, []byte, error) {
+	// A Background context: a cancellable one costs a goroutine-free but
+	// not free AfterFunc per read; the reader is ended by closing the
+	// socket instead.
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		c.readErr = err
+		return 0, nil, err
+	}
+	c.readStart.Store(time.Now().UnixNano())
+	data, err := io.ReadAll(r)
+	c.readStart.Store(0)
+	if err != nil {
+		c.readErr = err
+		return 0, nil, err
+	}
+	return typ, data, nil
+}
+
+// Cause is why the connection ended: the first cause recorded, else what
+// the reader's error says. Call after Read has failed.
+func (c *Conn) Cause() Cause {
+	c.mu.Lock()
+	cause, ok := c.cause, c.hasCause
+	c.mu.Unlock()
+	switch {
+	case ok:
+		return cause
+	case errors.Is(c.readErr, websocket.ErrMessageTooBig):
+		return CauseTooBig
+	case websocket.CloseStatus(c.readErr) != -1:
+		return CausePeerClosed
+	}
+	return CauseConnError
+}
+
+// Closing reports whether the connection is on its way out: a close frame
+// queued or sent, or the socket dropped.
+func (c *Conn) Closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeQueued || c.dead || c.finishing
+}
+
+// Deliver hands f to the connection without waiting. With nothing queued
+// and no writer busy, f goes straight into the socket; otherwise it joins
+// the queue. A full queue makes the client a slow consumer: the queue is
+// dropped and the client closed with 1008, by the writer. Deliver never
+// blocks and, once the connection is warm, never allocates.
+func (c *Conn) Deliver(f *Frame) Result {
+	c.mu.Lock()
+	if c.closeQueued || c.dead || c.finishing {
+		c.mu.Unlock()
+		c.dropped(f)
+		return Dropped
+	}
+	if c.idleLocked() {
+		if c.head != nil {
+			// The first frame carries the 101: one write, one wake-up.
+			wire := append(c.head, f.Wire...)
+			c.head = nil
+			return c.writeOrHoldLocked(wire, f)
+		}
+		if c.raw != nil {
+			return c.writeOrHoldLocked(f.Wire, f)
+		}
+	}
+	if len(c.queue) >= c.cfg.SendQueue {
+		n := c.queueCloseLocked(CauseSlowConsumer)
+		c.mu.Unlock()
+		c.count(n)
+		c.dropped(f)
+		return SlowConsumer
+	}
+	c.queue = append(c.queue, f)
+	c.kickLocked()
+	c.mu.Unlock()
+	return Queued
+}
+
+// idleLocked reports whether nothing is waiting to go out and no writer
+// is writing: the caller may write to the socket itself.
+func (c *Conn) idleLocked() bool {
+	return c.writer != writerActive && c.partial == nil && len(c.ctrl) == 0 &&
+		len(c.queue) == 0 && c.closeOut == nil
+}
+
+// writeOrHoldLocked writes wire (f's frame, or the 101 and f's frame)
+// into the socket without waiting, keeps what did not fit as the partial
+// frame for the writer, and unlocks. The caller found the Conn idle.
+func (c *Conn) writeOrHoldLocked(wire []byte, f *Frame) Result {
+	n := 0
+	if c.raw != nil {
+		var err error
+		n, err = c.raw.tryWrite(wire)
+		if err != nil {
+			n = 0 // the writer meets the error and acts on it
+		}
+	}
+	if n == len(wire) {
+		c.mu.Unlock()
+		if f != nil && c.cfg.Observer != nil && !f.Received.IsZero() {
+			c.cfg.Observer.Delivered(f, time.Now())
+		}
+		return Sent
+	}
+	c.partial, c.partialFrame = wire[n:], f
+	c.kickLocked()
+	c.mu.Unlock()
+	return Queued
+}
+
+// Close sends cause's close frame after what is queued (Flush) or in
+// place of it, then waits for the peer's close, at most CloseTimeout. A
+// cause without a code drops the socket at once. The first cause wins.
+func (c *Conn) Close(cause Cause) {
+	if cause.Code == 0 {
+		c.CloseNow(cause)
+		return
+	}
+	c.mu.Lock()
+	if c.hasCause || c.closeQueued || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.cause, c.hasCause = cause, true
+	n := 0
+	if !cause.Flush {
+		n = c.dropQueueLocked()
+	}
+	c.queueCloseFrameLocked(closeFrame(cause.Code, cause.Reason))
+	c.mu.Unlock()
+	c.count(n)
+}
+
+// queueCloseLocked records cause, drops the queue and queues cause's
+// close frame. It returns the pong frames dropped, for the caller to
+// count once unlocked.
+func (c *Conn) queueCloseLocked(cause Cause) int {
+	if !c.hasCause {
+		c.cause, c.hasCause = cause, true
+	}
+	n := c.dropQueueLocked()
+	c.queueCloseFrameLocked(closeFrame(cause.Code, cause.Reason))
+	return n
+}
+
+// queueCloseFrameLocked puts frame last in the output; nothing may
+// follow it.
+func (c *Conn) queueCloseFrameLocked(frame []byte) {
+	c.closeQueued = true
+	c.closeOut = frame
+	c.kickLocked()
+}
+
+// dropQueueLocked empties the data queue and returns how many pong
+// frames it held.
+func (c *Conn) dropQueueLocked() int {
+	n := 0
+	for _, f := range c.queue {
+		if !f.Received.IsZero() {
+			n++
+		}
+	}
+	clear(c.queue)
+	c.queue = c.queue[:0]
+	return n
+}
+
+// CloseNow drops the socket without a close handshake, recording cause
+// if it is the first. The reader then sees its read fail.
+func (c *Conn) CloseNow(cause Cause) {
+	c.mu.Lock()
+	if !c.hasCause {
+		c.cause, c.hasCause = cause, true
+	}
+	n := c.dropQueueLocked()
+	c.closeSocketLocked()
+	c.mu.Unlock()
+	c.count(n)
+}
+
+// closeSocketLocked closes the socket once and lets a parked writer exit.
+func (c *Conn) closeSocketLocked() {
+	if c.dead {
+		return
+	}
+	c.dead = true
+	c.partial, c.partialFrame, c.head, c.closeOut = nil, nil, nil, nil
+	c.ctrl = c.ctrl[:0]
+	_ = c.sock.Close()
+	c.wakeLocked()
+}
+
+// FinishHandshake sends the held-back 101 if no frame has taken it yet.
+func (c *Conn) FinishHandshake() {
+	c.mu.Lock()
+	if c.head == nil || c.dead {
+		c.mu.Unlock()
+		return
+	}
+	if c.idleLocked() {
+		head := c.head
+		c.head = nil
+		c.writeOrHoldLocked(head, nil)
+		return
+	}
+	c.kickLocked() // the writer sends it ahead of the rest
+	c.mu.Unlock()
+}
+
+// Finish ends the connection once the reader is done: what must still go
+// out (a close frame) is written, at most WriteTimeout, then the socket
+// is closed. It waits for the writer goroutine. Call once, from the
+// reader, after Read failed.
+func (c *Conn) Finish() {
+	c.mu.Lock()
+	c.finishing = true
+	n := c.dropQueueLocked()
+	if c.writer == writerNone || !c.closeQueued || c.closeWritten {
+		// Nothing that matters is left to write: a close frame, if any,
+		// is out.
+		c.closeSocketLocked()
+	} else {
+		c.wakeLocked() // the writer closes the socket once the close frame is out
+	}
+	c.mu.Unlock()
+	c.count(n)
+	_ = c.ws.CloseNow() // the library's own state; its socket close is ours
+	c.wg.Wait()
+}
+
+// writeControl queues a whole control frame written by the library or by
+// Tick. Control frames go before queued data, never inside a frame, and
+// never after a close frame.
+func (c *Conn) writeControlLocked(frame []byte, isClose bool) {
+	switch {
+	case c.closeQueued || c.dead:
+		return // nothing follows a close frame
+	case isClose:
+		// The library closes on a protocol error or answers the peer's
+		// close: the data queued no longer matters.
+		c.count(c.dropQueueLocked())
+		c.queueCloseFrameLocked(append([]byte(nil), frame...))
+	case c.idleLocked() && c.head == nil && c.raw != nil:
+		n, err := c.raw.tryWrite(frame)
+		if err != nil {
+			n = 0
+		}
+		if n < len(frame) {
+			c.partial = append([]byte(nil), frame[n:]...)
+			c.kickLocked()
+		}
+	default:
+		c.ctrl = append(c.ctrl, frame...)
+		c.kickLocked()
+	}
+}
+
+func (c *Conn) dropped(f *Frame) {
+	if !f.Received.IsZero() {
+		c.count(1)
+	}
+}
+
+func (c *Conn) count(dropped int) {
+	if dropped > 0 && c.cfg.Observer != nil {
+		c.cfg.Observer.Dropped(dropped)
+	}
+}

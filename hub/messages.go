@@ -1,0 +1,49 @@
+package hub
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// handle acts on one client message.
+func (s *session) handle(data []byte) {
+	msg, err := protocol.DecodeClientMessage(data)
+	if err != nil {
+		s.reply(protocol.EncodeError(protocol.CodeBadRequest, err.Error(), msg.ID))
+		return
+	}
+	switch msg.Type {
+	case protocol.TypePing:
+		s.reply(protocol.EncodePong(time.Now().UnixMilli(), msg.ID))
+	case protocol.TypeSubscribe:
+		s.subscribe(msg.Exchanges, msg.ID)
+	case protocol.TypeUnsubscribe:
+		set := s.srv.hub.unsubscribe(s, msg.Exchanges)
+		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, msg.ID))
+	}
+}
+
+// subscribe adds names to the client's set and answers with the whole
+// set, or with why nothing changed.
+func (s *session) subscribe(names []string, id json.RawMessage) {
+	set, err := s.srv.hub.subscribe(s, names)
+	if err != nil {
+		s.reply(protocol.EncodeError(subscribeErrorCode(err), err.Error(), id))
+		return
+	}
+	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, id))
+}
+
+// subscribeErrorCode maps hub errors to wire codes, in one place.
+func subscribeErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return protocol.CodeForbidden
+	case errors.Is(err, ErrTooManySubs):
+		return protocol.CodeBadRequest
+	}
+	return protocol.CodeInternal
+}

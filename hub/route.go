@@ -1,0 +1,36 @@
+package hub
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
+	"github.com/pongcast/pongcast/protocol"
+	"github.com/pongcast/pongcast/protocol/wsframe"
+)
+
+// route takes one payload from the pong channel: it validates it, wraps
+// it in the envelope and frames it once, and hands the frame to the hub,
+// which gives the same bytes to every subscriber. It is the Feed's sink.
+func (s *Server) route(payload []byte, received time.Time) error {
+	s.metrics.PongsReceived.Inc()
+	pong, err := protocol.ParsePong(payload, s.opts.MaxMessageBytes)
+	if err != nil {
+		var pe *protocol.PongError
+		reason := "invalid"
+		if errors.As(err, &pe) {
+			reason = pe.Reason
+		}
+		s.metrics.PongsRejected.WithLabelValues(reason).Inc()
+		s.rejectLog.log(s.log, slog.LevelWarn, "pong rejected", "reason", reason, "error", err, "bytes", len(payload))
+		return err
+	}
+	ts := received.UnixMilli()
+	n := protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)
+	wire := wsconn.AppendTextHeader(make([]byte, 0, wsframe.HeaderLen(n)+n), n)
+	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
+	s.hub.publish(pong.Exchange, &wsconn.Frame{Wire: wire, Received: received})
+	s.metrics.PongsRouted.Inc()
+	return nil
+}
