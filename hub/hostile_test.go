@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 func (s *testServer) wsURL(query string) string {
@@ -31,23 +32,23 @@ func TestHostileFrames(t *testing.T) {
 		close int
 	}{
 		{"one frame over the cap", func(c *hubtest.RawConn) {
-			c.WriteFrame(true, hubtest.OpText, []byte(strings.Repeat(" ", 4097)))
+			c.WriteFrame(true, wsframe.OpText, []byte(strings.Repeat(" ", 4097)))
 		}, 1009},
 		{"fragments adding up past the cap", func(c *hubtest.RawConn) {
 			// Each fragment is small; the third takes the message past the
 			// cap, and nothing is written after it (the server may be gone).
-			c.WriteFrame(false, hubtest.OpText, []byte(strings.Repeat(" ", 1500)))
-			c.WriteFrame(false, hubtest.OpContinuation, []byte(strings.Repeat(" ", 1500)))
-			c.WriteFrame(false, hubtest.OpContinuation, []byte(strings.Repeat(" ", 1500)))
+			c.WriteFrame(false, wsframe.OpText, []byte(strings.Repeat(" ", 1500)))
+			c.WriteFrame(false, wsframe.OpContinuation, []byte(strings.Repeat(" ", 1500)))
+			c.WriteFrame(false, wsframe.OpContinuation, []byte(strings.Repeat(" ", 1500)))
 		}, 1009},
 		{"binary frame", func(c *hubtest.RawConn) {
-			c.WriteFrame(true, hubtest.OpBinary, []byte{0xde, 0xad})
+			c.WriteFrame(true, wsframe.OpBinary, []byte{0xde, 0xad})
 		}, 1003},
 		{"invalid UTF-8 text", func(c *hubtest.RawConn) {
-			c.WriteFrame(true, hubtest.OpText, []byte("{\"type\":\"ping\",\"id\":\"\xc3\x28\"}"))
+			c.WriteFrame(true, wsframe.OpText, []byte("{\"type\":\"ping\",\"id\":\"\xc3\x28\"}"))
 		}, 1007},
 		{"continuation without a start", func(c *hubtest.RawConn) {
-			c.WriteFrame(true, hubtest.OpContinuation, []byte(`{}`))
+			c.WriteFrame(true, wsframe.OpContinuation, []byte(`{}`))
 		}, 1002},
 	}
 	for _, tc := range cases {

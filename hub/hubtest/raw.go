@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -12,14 +11,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
-)
 
-// WebSocket opcodes, for RawConn.
-const (
-	OpContinuation = 0x0
-	OpText         = 0x1
-	OpBinary       = 0x2
-	OpClose        = 0x8
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // RawConn is a hand-driven WebSocket client: it writes exactly the frames
@@ -45,11 +38,18 @@ func RawDial(t testing.TB, wsURL, token string) *RawConn {
 // TryRawDial is RawDial that returns its error, for use off the test's
 // goroutine.
 func TryRawDial(t testing.TB, wsURL, token string) (*RawConn, error) {
+	return TryRawDialWith(t, &net.Dialer{}, wsURL, token)
+}
+
+// TryRawDialWith is TryRawDial through d, whose Control may set socket
+// options (a small receive buffer, say) before the connection is made.
+func TryRawDialWith(t testing.TB, d *net.Dialer, wsURL, token string) (*RawConn, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
 	}
-	conn, err := net.DialTimeout("tcp", u.Host, ReadTimeout)
+	d.Timeout = ReadTimeout
+	conn, err := d.Dial("tcp", u.Host)
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)
 	}
@@ -71,8 +71,13 @@ func TryRawDial(t testing.TB, wsURL, token string) (*RawConn, error) {
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return nil, fmt.Errorf("handshake: %s", resp.Status)
 	}
+	_ = conn.SetReadDeadline(time.Time{})
 	return &RawConn{t: t, Conn: conn, br: br}, nil
 }
+
+// Reader is what follows the handshake, the bytes already buffered
+// included.
+func (c *RawConn) Reader() io.Reader { return c.br }
 
 // Reset closes the connection with a TCP RST instead of a FIN, as a
 // crashed client or a dropped network would.
@@ -83,36 +88,27 @@ func (c *RawConn) Reset() {
 	c.Conn.Close()
 }
 
-// WriteFrame writes one masked frame, as a client must.
-func (c *RawConn) WriteFrame(fin bool, opcode byte, payload []byte) {
+// WriteFrame writes one masked frame, as a client must; with fin false it
+// is a fragment.
+func (c *RawConn) WriteFrame(fin bool, opcode wsframe.Opcode, payload []byte) {
 	c.t.Helper()
-	var hdr []byte
-	b0 := opcode
-	if fin {
-		b0 |= 0x80
-	}
-	hdr = append(hdr, b0)
-	switch n := len(payload); {
-	case n < 126:
-		hdr = append(hdr, 0x80|byte(n))
-	case n <= 0xFFFF:
-		hdr = append(hdr, 0x80|126)
-		hdr = binary.BigEndian.AppendUint16(hdr, uint16(n))
-	default:
-		hdr = append(hdr, 0x80|127)
-		hdr = binary.BigEndian.AppendUint64(hdr, uint64(n))
-	}
-	mask := make([]byte, 4)
-	_, _ = rand.Read(mask)
-	hdr = append(hdr, mask...)
-	masked := make([]byte, len(payload))
-	for i, b := range payload {
-		masked[i] = b ^ mask[i%4]
-	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(ReadTimeout))
-	if _, err := c.Conn.Write(append(hdr, masked...)); err != nil {
+	if err := c.TryWriteFrame(fin, opcode, payload); err != nil {
 		c.t.Fatalf("write frame: %v", err)
 	}
+}
+
+// TryWriteFrame is WriteFrame that returns its error, for use off the
+// test's goroutine.
+func (c *RawConn) TryWriteFrame(fin bool, opcode wsframe.Opcode, payload []byte) error {
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	frame := wsframe.AppendHeader(nil, wsframe.Header{Fin: fin, Opcode: opcode, Masked: true, Mask: mask, Length: int64(len(payload))})
+	start := len(frame)
+	frame = append(frame, payload...)
+	wsframe.MaskBytes(mask, 0, frame[start:])
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(ReadTimeout))
+	_, err := c.Conn.Write(frame)
+	return err
 }
 
 // ReadClose reads frames until a close frame and returns its code, or -1
@@ -121,34 +117,13 @@ func (c *RawConn) ReadClose() int {
 	c.t.Helper()
 	_ = c.Conn.SetReadDeadline(time.Now().Add(ReadTimeout))
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		f, err := ReadServerFrame(c.br)
+		if err != nil {
 			return -1
 		}
-		n := int64(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var ext [2]byte
-			if _, err := io.ReadFull(c.br, ext[:]); err != nil {
-				return -1
-			}
-			n = int64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			if _, err := io.ReadFull(c.br, ext[:]); err != nil {
-				return -1
-			}
-			n = int64(binary.BigEndian.Uint64(ext[:]))
-		}
-		payload := make([]byte, n)
-		if _, err := io.ReadFull(c.br, payload); err != nil {
-			return -1
-		}
-		if h[0]&0x0F == OpClose {
-			if len(payload) < 2 {
-				return 1005
-			}
-			return int(binary.BigEndian.Uint16(payload))
+		if f.Opcode == wsframe.OpClose {
+			code, _, _ := wsframe.ParseClosePayload(f.Payload)
+			return code
 		}
 	}
 }

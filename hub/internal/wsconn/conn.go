@@ -69,9 +69,9 @@ const writerIdle = 5 * time.Second
 type Conn struct {
 	cfg  *Config
 	ws   *websocket.Conn
-	sock net.Conn    // the socket itself
-	raw  *rawWriter  // non-blocking writes; nil when the socket has none
-	lib  *libConn    // what the library reads from and writes to
+	sock net.Conn       // the socket itself
+	raw  *rawWriter     // non-blocking writes; nil when the socket has none
+	lib  *libConn       // what the library reads from and writes to
 	wg   sync.WaitGroup // the writer goroutine
 	wake chan struct{}  // rouses a parked writer; capacity 1
 
@@ -106,14 +106,14 @@ type Conn struct {
 	iov          net.Buffers
 	iovView      net.Buffers
 
-	writer      writerState
-	retire      bool // the parked writer is to exit
+	writer       writerState
+	retire       bool // the parked writer is to exit
 	closeQueued  bool // a close frame is on its way: nothing more is queued
 	closeWritten bool // ... and it is out
-	finishing   bool // the reader is done: close the socket once flushed
-	dead        bool // the socket is closed
-	cause       Cause
-	hasCause    bool
+	finishing    bool // the reader is done: close the socket once flushed
+	dead         bool // the socket is closed
+	cause        Cause
+	hasCause     bool
 }
 
 // Accept upgrades the request, holding the 101 back so that it goes out
