@@ -70,7 +70,7 @@ type Conn struct {
 	cfg  *Config
 	ws   *websocket.Conn
 	sock net.Conn       // the socket itself
-	raw  *rawWriter     // non-blocking writes; nil when the socket has none
+	raw  tryWriter      // non-blocking writes; nil when the socket has none
 	lib  *libConn       // what the library reads from and writes to
 	wg   sync.WaitGroup // the writer goroutine
 	wake chan struct{}  // rouses a parked writer; capacity 1
@@ -114,6 +114,32 @@ type Conn struct {
 	dead         bool // the socket is closed
 	cause        Cause
 	hasCause     bool
+}
+
+// TryWriter is a connection that can write without waiting: TryWrite
+// writes what fits now and returns how much that was. Kernel sockets are
+// written this way without it; an in-memory connection may offer it.
+type TryWriter interface {
+	TryWrite(p []byte) (int, error)
+}
+
+type tryWriter interface {
+	tryWrite(p []byte) (int, error)
+}
+
+type tryWriterFunc func([]byte) (int, error)
+
+func (f tryWriterFunc) tryWrite(p []byte) (int, error) { return f(p) }
+
+// nonBlocking returns how to write to conn without waiting, or nil.
+func nonBlocking(conn net.Conn) tryWriter {
+	if tw, ok := conn.(TryWriter); ok {
+		return tryWriterFunc(tw.TryWrite)
+	}
+	if w := newRawWriter(conn); w != nil {
+		return w
+	}
+	return nil
 }
 
 // Accept upgrades the request, holding the 101 back so that it goes out

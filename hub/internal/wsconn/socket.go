@@ -120,7 +120,7 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	c := w.conn
 	c.sock = sock
-	c.raw = newRawWriter(sock)
+	c.raw = nonBlocking(sock)
 	c.lib = &libConn{Conn: sock, c: c}
 	if response.Len() > 0 {
 		c.head = response.Bytes()

@@ -1,0 +1,282 @@
+package wsconn
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol/wsframe"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// memSock is the server's end of an in-memory connection that behaves
+// like a small socket: its send buffer holds a few KB, TryWrite takes a
+// random part of what fits, Write waits for room. The test reads the
+// other end with drain and writes client frames with send.
+type memSock struct {
+	rng *mrand.Rand // guarded by mu
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	out    []byte
+	room   int
+	closed bool
+
+	in *io.PipeReader
+	pw *io.PipeWriter
+}
+
+func newMemSock(seed uint64) *memSock {
+	pr, pw := io.Pipe()
+	s := &memSock{rng: mrand.New(mrand.NewPCG(seed, 3)), room: 4096, in: pr, pw: pw}
+	s.cond = sync.NewCond(&s.mu)
+	return s
+}
+
+func (s *memSock) TryWrite(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, net.ErrClosed
+	}
+	n := min(len(p), s.room-len(s.out))
+	if n > 0 {
+		n = 1 + s.rng.IntN(n) // a short write of any size
+	}
+	s.out = append(s.out, p[:n]...)
+	s.cond.Broadcast()
+	return n, nil
+}
+
+func (s *memSock) Write(p []byte) (int, error) {
+	written := 0
+	for written < len(p) {
+		s.mu.Lock()
+		for !s.closed && len(s.out) >= s.room {
+			s.cond.Wait()
+		}
+		if s.closed {
+			s.mu.Unlock()
+			return written, net.ErrClosed
+		}
+		n := min(len(p)-written, s.room-len(s.out))
+		s.out = append(s.out, p[written:written+n]...)
+		written += n
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}
+	return written, nil
+}
+
+// drain takes up to max bytes the server wrote, waiting for some; it
+// returns io.EOF once the socket is closed and empty.
+func (s *memSock) drain(max int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.out) == 0 && !s.closed {
+		s.cond.Wait()
+	}
+	if len(s.out) == 0 {
+		return nil, io.EOF
+	}
+	n := min(max, len(s.out))
+	b := bytes.Clone(s.out[:n])
+	s.out = append(s.out[:0], s.out[n:]...)
+	s.cond.Broadcast()
+	return b, nil
+}
+
+func (s *memSock) Read(p []byte) (int, error) { return s.in.Read(p) }
+
+func (s *memSock) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.in.Close()
+	return nil
+}
+
+// send writes one masked client frame into the server's read side.
+func (s *memSock) send(op wsframe.Opcode, payload []byte) error {
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	_, err := s.pw.Write(wsframe.AppendFrame(nil, op, payload, &mask))
+	return err
+}
+
+func (s *memSock) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2808} }
+func (s *memSock) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (s *memSock) SetDeadline(time.Time) error      { return nil }
+func (s *memSock) SetReadDeadline(time.Time) error  { return nil }
+func (s *memSock) SetWriteDeadline(time.Time) error { return nil }
+
+// drainReader reads what the server wrote in random bites.
+type drainReader struct {
+	s   *memSock
+	rng *mrand.Rand
+	buf []byte
+}
+
+func (r *drainReader) Read(p []byte) (int, error) {
+	if len(r.buf) == 0 {
+		b, err := r.s.drain(1 + r.rng.IntN(3000))
+		if err != nil {
+			return 0, err
+		}
+		r.buf = b
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+// hijacker is a ResponseWriter whose Hijack hands over a memSock.
+type hijacker struct {
+	*httptest.ResponseRecorder
+	sock *memSock
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return h.sock, bufio.NewReadWriter(bufio.NewReader(h.sock), bufio.NewWriter(h.sock)), nil
+}
+
+// counter is an Observer.
+type counter struct{ delivered, dropped atomic.Int64 }
+
+func (c *counter) Delivered(*Frame, time.Time) { c.delivered.Add(1) }
+func (c *counter) Dropped(n int)               { c.dropped.Add(int64(n)) }
+
+// accept upgrades over a memSock and reads its 101.
+func accept(t *testing.T, sock *memSock, cfg *Config) *Conn {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Connection", "Upgrade")
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	c, err := Accept(&hijacker{ResponseRecorder: httptest.NewRecorder(), sock: sock}, r, websocket.AcceptOptions{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testConfig(obs Observer) *Config {
+	return &Config{SendQueue: 100_000, WriteTimeout: time.Minute, CloseTimeout: time.Minute, MaxMessageBytes: 1 << 16, Observer: obs}
+}
+
+// Short writes of random sizes, data frames delivered while the library
+// answers a stream of pings, then a close: the byte stream the client
+// gets always parses, data frames arrive whole and in order, every ping
+// is answered, and nothing follows the close frame.
+func TestShortWritesAndControlFramesNeverInterleave(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { interleaveRound(t, seed) })
+	}
+}
+
+func interleaveRound(t *testing.T, seed uint64) {
+	const frames, pings = 400, 300
+	sock := newMemSock(seed)
+	obs := &counter{}
+	c := accept(t, sock, testConfig(obs))
+	c.FinishHandshake()
+	readDone := make(chan struct{})
+	go func() { // the session's reader: the library answers pings in it
+		defer close(readDone)
+		for {
+			if _, _, err := c.Read(); err != nil {
+				c.Finish()
+				return
+			}
+		}
+	}()
+
+	var senders sync.WaitGroup
+	senders.Add(2)
+	go func() {
+		defer senders.Done()
+		rng := mrand.New(mrand.NewPCG(seed, 4))
+		for i := range frames {
+			payload := fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, bytes.Repeat([]byte("x"), rng.IntN(5000)))
+			f := TextFrame(payload)
+			f.Received = time.Now()
+			if r := c.Deliver(f); r != Sent && r != Queued {
+				t.Errorf("frame %d: Deliver = %d", i, r)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer senders.Done()
+		for i := range pings {
+			if err := sock.send(wsframe.OpPing, []byte(strconv.Itoa(i))); err != nil {
+				t.Errorf("ping %d: %v", i, err)
+				return
+			}
+		}
+	}()
+
+	r := &drainReader{s: sock, rng: mrand.New(mrand.NewPCG(seed, 5))}
+	br := bufio.NewReader(r)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	next, pongs := 0, 0
+	closed := false
+	for !closed {
+		f, err := hubtest.ReadServerFrame(br)
+		if err != nil {
+			t.Fatalf("after frame %d and %d pongs: %v", next, pongs, err)
+		}
+		switch f.Opcode {
+		case wsframe.OpText:
+			if want := fmt.Sprintf(`{"n":%d,`, next); !bytes.HasPrefix(f.Payload, []byte(want)) {
+				t.Fatalf("frame %q, want %s...", hubtest.Truncate(f.Payload), want)
+			}
+			next++
+			if next == frames {
+				senders.Wait()
+				c.Close(Cause{Code: wsframe.CloseNormal, Reason: "done", Flush: true})
+			}
+		case wsframe.OpPong:
+			if string(f.Payload) != strconv.Itoa(pongs) {
+				t.Fatalf("pong %q, want %d", f.Payload, pongs)
+			}
+			pongs++
+		case wsframe.OpClose:
+			closed = true
+		}
+	}
+	if next != frames || pongs != pings {
+		t.Fatalf("got %d frames and %d pongs, want %d and %d", next, pongs, frames, pings)
+	}
+	if err := sock.send(wsframe.OpClose, wsframe.AppendClosePayload(nil, wsframe.CloseNormal, "")); err != nil {
+		t.Fatal(err)
+	}
+	<-readDone
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("%d bytes after the close frame (% x), %v", len(rest), rest[:min(len(rest), 16)], err)
+	}
+	if got := obs.delivered.Load(); got != frames {
+		t.Fatalf("observer saw %d deliveries, want %d", got, frames)
+	}
+}
