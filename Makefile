@@ -30,13 +30,15 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./auth ./hub
 	cmd/pongbench/workloads.sh smoke
 
+# gofmt, and go vet for each operating system the server builds on (the
+# raw-socket code sits behind build tags).
 lint:
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	@for os in linux darwin windows; do echo "go vet GOOS=$$os"; GOOS=$$os $(GO) vet ./... || exit 1; done
 
 # Each fuzz target for FUZZTIME (go test runs one target per invocation).
 fuzz:
-	@for pkg in ./protocol ./auth; do \
+	@for pkg in ./protocol ./protocol/wsframe ./auth; do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$t"; \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \

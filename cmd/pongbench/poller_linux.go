@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
@@ -10,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // poller reads every client's socket through one epoll set, waited for
@@ -224,34 +225,28 @@ func (p *poller) consume(c *benchClient, data []byte, now int64) {
 		c.pending = append(c.pending, data...)
 		b = c.pending
 	}
-	for len(b) >= 2 {
-		op := b[0] & 0x0F
-		n, hdr := int(b[1]&0x7F), 2
-		switch n {
-		case 126:
-			if len(b) < 4 {
-				goto tail
+	for len(b) > 0 {
+		h, hdr, err := wsframe.Parse(b)
+		if err != nil {
+			if !errors.Is(err, wsframe.ErrShort) {
+				b = nil // not WebSocket: drop it; what it held counts as lost
 			}
-			n, hdr = int(binary.BigEndian.Uint16(b[2:])), 4
-		case 127:
-			if len(b) < 10 {
-				goto tail
-			}
-			n, hdr = int(binary.BigEndian.Uint64(b[2:])), 10
+			break // the rest of the header comes later
 		}
+		n := int(h.Length)
 		if len(b) < hdr+n {
 			break
 		}
 		payload := b[hdr : hdr+n]
-		switch op {
-		case 0x0, 0x1, 0x2:
+		switch h.Opcode {
+		case wsframe.OpContinuation, wsframe.OpText, wsframe.OpBinary:
 			p.f.deliver(c, payload, now)
-		case 0x9: // ping: answer, or the server drops us
-			_ = c.ws.writeFrame(0xA, payload)
-		case 0x8:
-			code := 1005
-			if len(payload) >= 2 {
-				code = int(binary.BigEndian.Uint16(payload))
+		case wsframe.OpPing: // answer, or the server drops us
+			_ = c.ws.writeFrame(wsframe.OpPong, payload)
+		case wsframe.OpClose:
+			code, _, err := wsframe.ParseClosePayload(payload)
+			if err != nil {
+				code = wsframe.CloseProtocolError
 			}
 			if !c.ws.closing.Load() {
 				c.closeCode.Store(int32(code))
@@ -260,7 +255,6 @@ func (p *poller) consume(c *benchClient, data []byte, now int64) {
 		}
 		b = b[hdr+n:]
 	}
-tail:
 	c.pending = append(c.pending[:0], b...)
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // wsClient is a minimal WebSocket client: just what a load generator
@@ -111,57 +112,42 @@ func (e *closeError) Error() string { return fmt.Sprintf("closed by server: %d %
 func (c *wsClient) next() ([]byte, error) {
 	c.buf = c.buf[:0]
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		h, err := wsframe.Read(c.br)
+		if err != nil {
 			return nil, err
 		}
-		fin, op := h[0]&0x80 != 0, h[0]&0x0F
-		n := uint64(h[1] & 0x7F)
-		switch n {
-		case 126:
-			var ext [2]byte
-			if _, err := io.ReadFull(c.br, ext[:]); err != nil {
-				return nil, err
-			}
-			n = uint64(binary.BigEndian.Uint16(ext[:]))
-		case 127:
-			var ext [8]byte
-			if _, err := io.ReadFull(c.br, ext[:]); err != nil {
-				return nil, err
-			}
-			n = binary.BigEndian.Uint64(ext[:])
+		if h.Length > 1<<24 {
+			return nil, fmt.Errorf("frame of %d bytes", h.Length)
 		}
-		if n > 1<<24 {
-			return nil, fmt.Errorf("frame of %d bytes", n)
-		}
+		n := int(h.Length)
 		start := len(c.buf)
-		if cap(c.buf)-start < int(n) {
-			grown := make([]byte, start, start+int(n)+1024)
+		if cap(c.buf)-start < n {
+			grown := make([]byte, start, start+n+1024)
 			copy(grown, c.buf)
 			c.buf = grown
 		}
-		c.buf = c.buf[:start+int(n)]
+		c.buf = c.buf[:start+n]
 		if _, err := io.ReadFull(c.br, c.buf[start:]); err != nil {
 			return nil, err
 		}
-		switch op {
-		case 0x8: // close
-			ce := &closeError{code: 1005}
-			if n >= 2 {
-				ce.code = int(binary.BigEndian.Uint16(c.buf[start:]))
-				ce.reason = string(c.buf[start+2:])
+		switch h.Opcode {
+		case wsframe.OpClose:
+			code, reason, err := wsframe.ParseClosePayload(c.buf[start:])
+			if err != nil {
+				code = wsframe.CloseProtocolError
 			}
-			c.writeFrame(0x8, c.buf[start:start+min(int(n), 2)])
+			ce := &closeError{code: code, reason: reason}
+			c.writeFrame(wsframe.OpClose, c.buf[start:start+min(n, 2)])
 			return nil, ce
-		case 0x9: // ping
-			c.writeFrame(0xA, c.buf[start:])
+		case wsframe.OpPing:
+			c.writeFrame(wsframe.OpPong, c.buf[start:])
 			c.buf = c.buf[:start]
 			continue
-		case 0xA: // pong
+		case wsframe.OpPong:
 			c.buf = c.buf[:start]
 			continue
 		}
-		if fin {
+		if h.Fin {
 			return c.buf, nil
 		}
 	}
@@ -169,27 +155,24 @@ func (c *wsClient) next() ([]byte, error) {
 
 // writeFrame writes one masked frame (clients must mask) with a payload
 // of at most 125 bytes: control frames and small messages.
-func (c *wsClient) writeFrame(op byte, payload []byte) error {
-	if len(payload) > 125 {
+func (c *wsClient) writeFrame(op wsframe.Opcode, payload []byte) error {
+	if len(payload) > wsframe.MaxControlPayload {
 		return errors.New("writeFrame: payload too long")
 	}
-	var frame [2 + 4 + 125]byte
-	frame[0] = 0x80 | op
-	frame[1] = 0x80 | byte(len(payload))
-	_, _ = rand.Read(frame[2:6])
-	for i, b := range payload {
-		frame[6+i] = b ^ frame[2+i%4]
-	}
+	var mask [4]byte
+	_, _ = rand.Read(mask[:])
+	var buf [wsframe.MaxHeaderLen + wsframe.MaxControlPayload]byte
+	frame := wsframe.AppendFrame(buf[:0], op, payload, &mask)
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_, err := c.conn.Write(frame[:6+len(payload)])
+	_, err := c.conn.Write(frame)
 	return err
 }
 
 // close sends a normal close frame and closes the socket.
 func (c *wsClient) close() {
 	c.closing.Store(true)
-	_ = c.writeFrame(0x8, []byte{0x03, 0xE8}) // 1000
+	_ = c.writeFrame(wsframe.OpClose, wsframe.AppendClosePayload(nil, wsframe.CloseNormal, ""))
 	c.conn.Close()
 }

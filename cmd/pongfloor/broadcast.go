@@ -3,12 +3,13 @@ package main
 import (
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // broadcaster holds every open socket, split into one shard per write
@@ -133,17 +134,6 @@ func acceptKey(key string) string {
 
 // textFrame is payload as one unmasked, final text frame.
 func textFrame(payload []byte) []byte {
-	n := len(payload)
-	var f []byte
-	switch {
-	case n < 126:
-		f = append(make([]byte, 0, 2+n), 0x81, byte(n))
-	case n <= 0xFFFF:
-		f = append(make([]byte, 0, 4+n), 0x81, 126, 0, 0)
-		binary.BigEndian.PutUint16(f[2:], uint16(n))
-	default:
-		f = append(make([]byte, 0, 10+n), 0x81, 127, 0, 0, 0, 0, 0, 0, 0, 0)
-		binary.BigEndian.PutUint64(f[2:], uint64(n))
-	}
-	return append(f, payload...)
+	f := make([]byte, 0, wsframe.HeaderLen(len(payload))+len(payload))
+	return wsframe.AppendFrame(f, wsframe.OpText, payload, nil)
 }
