@@ -29,6 +29,7 @@ const (
 	DefaultSendQueue        = 256
 	DefaultMaxSubscriptions = 100
 	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMessageTimeout   = 10 * time.Second
 	DefaultPingInterval     = 25 * time.Second
 	DefaultMaxConnections   = 10000
 	DefaultMaxPerUser       = 100
@@ -71,6 +72,7 @@ type Config struct {
 	SendQueue        int
 	MaxSubscriptions int
 	WriteTimeout     time.Duration
+	MessageTimeout   time.Duration
 	PingInterval     time.Duration
 
 	// Connection limits; zero turns each off.
@@ -114,6 +116,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer (env PONGCAST_SEND_QUEUE)")
 		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name (env PONGCAST_MAX_SUBSCRIPTIONS)")
 		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
+		msgTimeout    = fs.Duration("message-timeout", DefaultMessageTimeout, "longest a client message may take to arrive once begun (fragments trickling in); past it the client is closed with 1008 (env PONGCAST_MESSAGE_TIMEOUT)")
 		pingInterval  = fs.Duration("ping-interval", DefaultPingInterval, "WebSocket keep-alive ping period; a client that does not answer within it is closed; 0 disables (env PONGCAST_PING_INTERVAL)")
 		maxConns      = fs.Int("max-connections", DefaultMaxConnections, "most clients connected at once; more get 503 with Retry-After; 0 means no limit (env PONGCAST_MAX_CONNECTIONS)")
 		maxPerUser    = fs.Int("max-connections-per-user", DefaultMaxPerUser, "most connections per token subject (sub); more get 429; 0 means no limit (env PONGCAST_MAX_CONNECTIONS_PER_USER)")
@@ -174,6 +177,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		SendQueue:             *sendQueue,
 		MaxSubscriptions:      *maxSubs,
 		WriteTimeout:          *writeTimeout,
+		MessageTimeout:        *msgTimeout,
 		PingInterval:          *pingInterval,
 		MaxConnections:        *maxConns,
 		MaxConnectionsPerUser: *maxPerUser,
@@ -249,6 +253,9 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	// whole set.
 	if most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName; cfg.MaxSubscriptions < 1 || cfg.MaxSubscriptions > most {
 		bad("max-subscriptions", "must be between 1 and %d (so a subscribed reply fits --max-message-bytes), got %d", most, cfg.MaxSubscriptions)
+	}
+	if cfg.MessageTimeout < 100*time.Millisecond {
+		bad("message-timeout", "must be at least 100ms, got %s", cfg.MessageTimeout)
 	}
 	if cfg.WriteTimeout < 100*time.Millisecond {
 		bad("write-timeout", "must be at least 100ms, got %s", cfg.WriteTimeout)

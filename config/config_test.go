@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const secret = "0123456789abcdef0123456789abcdef"
@@ -38,9 +39,13 @@ func TestFlagWinsOverEnv(t *testing.T) {
 		"PONGCAST_ALLOWED_ORIGINS": "a.example.com, *.b.example.com", "PONGCAST_LOG_FORMAT": "json",
 		"PONGCAST_PING_INTERVAL": "0", "PONGCAST_REDIS_URL": "redis://10.0.0.1:6380/2",
 	}
+	env["PONGCAST_MESSAGE_TIMEOUT"] = "3s"
 	cfg, err := load(t, env, "--client-rate", "3.5", "--send-queue=64")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.MessageTimeout != 3*time.Second {
+		t.Fatalf("message timeout from env: %s", cfg.MessageTimeout)
 	}
 	if cfg.ClientRate != 3.5 || cfg.ClientBurst != 7 || cfg.SendQueue != 64 || cfg.LogFormat != "json" || cfg.PingInterval != 0 {
 		t.Fatalf("precedence: %+v", cfg)
@@ -56,7 +61,8 @@ func TestFlagWinsOverEnv(t *testing.T) {
 func TestEveryBadValueReportedAtOnce(t *testing.T) {
 	env := map[string]string{"PONGCAST_JWT_SECRET": secret, "PONGCAST_CLIENT_RATE": "-1", "PONGCAST_SEND_QUEUE": "lots"}
 	_, err := load(t, env, "--client-burst", "0", "--addr", "nowhere", "--redis-url", "http://x", "--log-level", "loud",
-		"--max-message-bytes", "10", "--allowed-origins", "[bad", "--ping-interval", "5ms", "--channel", " ")
+		"--max-message-bytes", "10", "--allowed-origins", "[bad", "--ping-interval", "5ms", "--channel", " ",
+		"--message-timeout", "1ms")
 	if err == nil {
 		t.Fatal("accepted")
 	}
@@ -71,6 +77,7 @@ func TestEveryBadValueReportedAtOnce(t *testing.T) {
 		"pongcast: --allowed-origins: bad pattern",
 		"pongcast: --ping-interval:",
 		"pongcast: --channel: must not be empty",
+		"pongcast: --message-timeout: must be at least 100ms, got 1ms",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)

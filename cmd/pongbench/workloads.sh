@@ -11,7 +11,9 @@
 # the seed baseline also Node.js and npm (it installs the seed's packages
 # into $SEED_DIR once). Each run starts a new server, so RSS figures start
 # from scratch. Reports go to stdout as JSON lines, one per run; progress
-# goes to stderr. PONGBENCH_FLAGS adds flags to every pongbench run.
+# goes to stderr. PONGBENCH_FLAGS adds flags to every pongbench run;
+# PONGCAST_BIN runs another pongcast binary (an older build, for an A/B
+# comparison in the same run) in place of bin/pongcast.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -57,7 +59,7 @@ wait_port() { # port name
 }
 
 start_pongcast() {
-	bin/pongcast --addr "127.0.0.1:$PC_PORT" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
+	"${PONGCAST_BIN:-bin/pongcast}" --addr "127.0.0.1:$PC_PORT" --redis-url "$REDIS_URL" --channel "$CHANNEL" \
 		--handshake-rate 0 --max-connections 0 --max-connections-per-user 0 --log-level warn &
 	SERVER_PID=$!
 	wait_http "http://127.0.0.1:$PC_PORT/readyz"
