@@ -240,10 +240,7 @@ func TestFramePipelinedBehindHandshake(t *testing.T) {
 	}
 	defer conn.Close()
 	ping := []byte(`{"type":"ping","id":"early"}`)
-	frame := []byte{0x81, 0x80 | byte(len(ping)), 1, 2, 3, 4}
-	for i, b := range ping {
-		frame = append(frame, b^[]byte{1, 2, 3, 4}[i%4])
-	}
+	frame := wsframe.AppendFrame(nil, wsframe.OpText, ping, &[4]byte{1, 2, 3, 4})
 	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
 		"Authorization: Bearer " + hubtest.Token(t, "p", time.Hour, "*") + "\r\n\r\n"

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // startFloor runs pongfloor on a free port against the test Redis and
@@ -96,9 +97,10 @@ func TestFrameLengths(t *testing.T) {
 		{0, 2}, {125, 2}, {126, 4}, {65535, 4}, {65536, 10},
 	} {
 		f := textFrame(make([]byte, tc.payload))
-		if f[0] != 0x81 || len(f) != tc.header+tc.payload {
-			t.Errorf("payload %d: frame of %d bytes starting %#x, want %d bytes starting 0x81",
-				tc.payload, len(f), f[0], tc.header+tc.payload)
+		h, n, err := wsframe.Parse(f)
+		if err != nil || !h.Fin || h.Opcode != wsframe.OpText || h.Masked || n != tc.header || len(f) != tc.header+tc.payload {
+			t.Errorf("payload %d: frame of %d bytes, header %+v of %d bytes (%v), want a %d-byte final text header",
+				tc.payload, len(f), h, n, err, tc.header)
 		}
 	}
 }

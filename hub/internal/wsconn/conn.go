@@ -365,12 +365,14 @@ func (c *Conn) CloseNow(cause Cause) {
 	c.count(n)
 }
 
-// closeSocketLocked closes the socket once and lets a parked writer exit.
+// closeSocketLocked closes the socket once, drops (and counts) what was
+// still to go out, and lets a parked writer exit.
 func (c *Conn) closeSocketLocked() {
 	if c.dead {
 		return
 	}
 	c.dead = true
+	c.count(c.dropQueueLocked())
 	c.partial, c.partialFrame, c.head, c.closeOut = nil, nil, nil, nil
 	c.ctrl = c.ctrl[:0]
 	_ = c.sock.Close()
