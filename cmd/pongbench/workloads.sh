@@ -6,6 +6,10 @@
 #   cmd/pongbench/workloads.sh W1 [runs]     one workload, 3 runs by default
 #   cmd/pongbench/workloads.sh all [runs]    W1-W6
 #   cmd/pongbench/workloads.sh smoke         a 5-second pass (make bench)
+#   PONGCAST_BIN_OLD=path cmd/pongbench/workloads.sh ab [runs]
+#                                             W1-W5 on an older build and on
+#                                             this one, alternating, with
+#                                             pongfloor for W1 and W2 (no seed)
 #
 # Needs Redis (PONGCAST_REDIS_URL, default redis://127.0.0.1:6379/0); for
 # the seed baseline also Node.js and npm (it installs the seed's packages
@@ -136,8 +140,21 @@ workload() { # name runs
 		smoke)
 			run smoke pongcast --clients 1000 --exchanges 10 --rate 50 --duration 5s
 			;;
+		ab)
+			for build in old new; do
+				local bin=bin/pongcast
+				if [ "$build" = old ]; then bin=${PONGCAST_BIN_OLD:?set PONGCAST_BIN_OLD to the older pongcast}; fi
+				PONGCAST_BIN=$bin run W1-$build pongcast --clients 1000 --exchanges 1 --rate 50 --duration 20s
+				PONGCAST_BIN=$bin run W2-$build pongcast --clients 10000 --exchanges 1 --rate 5 --duration 20s
+				PONGCAST_BIN=$bin run W3-$build pongcast --clients 10000 --exchanges 100 --rate 100 --duration 20s
+				PONGCAST_BIN=$bin run W4-10k-$build pongcast --clients 10000 --rate 0 --hold 30s
+				PONGCAST_BIN=$bin run W5-$build pongcast --clients 10000 --rate 0 --connect-parallel 128
+			done
+			run W1 floor --clients 1000 --rate 50 --duration 20s
+			run W2 floor --clients 10000 --rate 5 --duration 20s
+			;;
 		*)
-			echo "workloads: unknown workload $name (W1-W6, all, smoke)" >&2
+			echo "workloads: unknown workload $name (W1-W6, all, smoke, ab)" >&2
 			exit 2
 			;;
 		esac
