@@ -112,8 +112,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err := s.hub.register(c); err != nil {
 		s.wg.Done()
 		s.admission.release(claims.Subject)
-		conn.Close(causeShutdown)
-		conn.FinishHandshake()
+		conn.CloseNow(causeShutdown) // not registered, so nothing would time a close out
 		conn.Finish()
 		return
 	}
@@ -123,7 +122,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The 101 went out with the reply, or goes now.
 	conn.FinishHandshake()
-	c.expiry = time.AfterFunc(time.Until(claims.ExpiresAt), c.expire)
+	c.armExpiry()
 	go c.readLoop()
 }
 

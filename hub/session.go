@@ -2,6 +2,7 @@ package hub
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -27,6 +28,9 @@ type session struct {
 	claims auth.Claims
 	remote string
 	expiry *time.Timer // set before the reader starts
+	// expiring counts a run of expire that tearDown must wait for: one
+	// from arming the timer until it is stopped or has run.
+	expiring sync.WaitGroup
 
 	// Reader goroutine only (client pings are counted there too).
 	limiter      *rate.Limiter
@@ -144,8 +148,15 @@ func (s *session) takeToken(kind string) (ok, closed bool) {
 
 var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too many messages: slow down", nil)
 
+// armExpiry starts the timer that ends the session at the token's exp.
+func (s *session) armExpiry() {
+	s.expiring.Add(1)
+	s.expiry = time.AfterFunc(time.Until(s.claims.ExpiresAt), s.expire)
+}
+
 // expire runs at the token's exp: tell the client why, then close.
 func (s *session) expire() {
+	defer s.expiring.Done()
 	s.deliver(wsconn.TextFrame(tokenExpiredMessage))
 	s.conn.Close(causeTokenExpired)
 }
@@ -156,7 +167,10 @@ var tokenExpiredMessage = protocol.EncodeError(protocol.CodeTokenExpired, "the t
 // finishes (a close frame still on its way goes out), timers stop, and
 // the hub forgets the client.
 func (s *session) tearDown() {
-	s.expiry.Stop()
+	if s.expiry.Stop() {
+		s.expiring.Done() // it will not run
+	}
+	s.expiring.Wait() // it ran, or is running
 	s.conn.Finish()
 	cause := s.conn.Cause()
 	s.srv.hub.unregister(s)

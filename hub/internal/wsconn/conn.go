@@ -2,6 +2,7 @@ package wsconn
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -36,7 +37,9 @@ type Config struct {
 	Observer Observer
 }
 
-// Observer is told of every pong frame written whole or dropped.
+// Observer is told of every pong frame written whole or dropped (a batch
+// whose write fails counts as dropped whole, although part of it may have
+// reached the client).
 type Observer interface {
 	Delivered(f *Frame, at time.Time)
 	Dropped(n int)
@@ -184,9 +187,8 @@ func (c *Conn) RemoteAddr() net.Addr { return c.sock.RemoteAddr() }
 // Read returns the next client message. Only the session's reader calls
 // it; after an error the Conn is finished with Finish.
 func (c *Conn) Read() (websocket.MessageType, []byte, error) {
-	// A Background context: a cancellable one costs a goroutine-free but
-	// not free AfterFunc per read; the reader is ended by closing the
-	// socket instead.
+	// A Background context: with a cancellable one the library arms an
+	// AfterFunc per read. The reader is ended by closing the socket.
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
 		c.readErr = err
@@ -360,23 +362,44 @@ func (c *Conn) CloseNow(cause Cause) {
 		c.cause, c.hasCause = cause, true
 	}
 	n := c.dropQueueLocked()
-	c.closeSocketLocked()
+	first := c.markDeadLocked()
 	c.mu.Unlock()
 	c.count(n)
+	if first {
+		c.closeSocket()
+	}
 }
 
-// closeSocketLocked closes the socket once, drops (and counts) what was
-// still to go out, and lets a parked writer exit.
-func (c *Conn) closeSocketLocked() {
+// markDeadLocked marks the socket closed, drops (and counts) what was
+// still to go out, and lets a parked writer exit. It reports whether this
+// was the first time: the caller then closes the socket with closeSocket,
+// after unlocking, since a close may wait (TLS sends an alert).
+func (c *Conn) markDeadLocked() bool {
 	if c.dead {
-		return
+		return false
 	}
 	c.dead = true
-	c.count(c.dropQueueLocked())
+	n := c.dropQueueLocked()
+	if f := c.partialFrame; f != nil && !f.Received.IsZero() {
+		n++
+	}
+	c.count(n)
 	c.partial, c.partialFrame, c.head, c.closeOut = nil, nil, nil, nil
 	c.ctrl = c.ctrl[:0]
-	_ = c.sock.Close()
 	c.wakeLocked()
+	return true
+}
+
+// closeSocket closes the socket; call it without the lock. Under TLS
+// only the connection beneath is closed: the close_notify alert that
+// tls.Conn.Close sends would wait on a full socket, and after a WebSocket
+// close it tells the peer nothing.
+func (c *Conn) closeSocket() {
+	if tc, ok := c.sock.(*tls.Conn); ok {
+		_ = tc.NetConn().Close()
+		return
+	}
+	_ = c.sock.Close()
 }
 
 // FinishHandshake sends the held-back 101 if no frame has taken it yet.
@@ -404,15 +427,19 @@ func (c *Conn) Finish() {
 	c.mu.Lock()
 	c.finishing = true
 	n := c.dropQueueLocked()
+	first := false
 	if c.writer == writerNone || !c.closeQueued || c.closeWritten {
 		// Nothing that matters is left to write: a close frame, if any,
 		// is out.
-		c.closeSocketLocked()
+		first = c.markDeadLocked()
 	} else {
 		c.wakeLocked() // the writer closes the socket once the close frame is out
 	}
 	c.mu.Unlock()
 	c.count(n)
+	if first {
+		c.closeSocket()
+	}
 	_ = c.ws.CloseNow() // the library's own state; its socket close is ours
 	c.wg.Wait()
 }

@@ -280,3 +280,76 @@ func interleaveRound(t *testing.T, seed uint64) {
 		t.Fatalf("observer saw %d deliveries, want %d", got, frames)
 	}
 }
+
+// The client closes while frames keep being delivered: the library's
+// answer is the last frame the client gets, and every Deliver after it
+// reports Dropped.
+func TestPeerCloseEndsTheStream(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { peerCloseRound(t, seed) })
+	}
+}
+
+func peerCloseRound(t *testing.T, seed uint64) {
+	sock := newMemSock(seed)
+	obs := &counter{}
+	c := accept(t, sock, testConfig(obs))
+	c.FinishHandshake()
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for {
+			if _, _, err := c.Read(); err != nil {
+				c.Finish()
+				return
+			}
+		}
+	}()
+	delivered := make(chan int, 1)
+	go func() { // until the connection refuses
+		rng := mrand.New(mrand.NewPCG(seed, 6))
+		for i := 0; ; i++ {
+			f := TextFrame(fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, i, bytes.Repeat([]byte("y"), rng.IntN(3000))))
+			f.Received = time.Now()
+			if r := c.Deliver(f); r != Sent && r != Queued {
+				delivered <- i
+				return
+			}
+		}
+	}()
+
+	br := bufio.NewReader(&drainReader{s: sock, rng: mrand.New(mrand.NewPCG(seed, 7))})
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	frames := 0
+	for {
+		f, err := hubtest.ReadServerFrame(br)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", frames, err)
+		}
+		if f.Opcode == wsframe.OpClose {
+			if code, _, _ := wsframe.ParseClosePayload(f.Payload); code != wsframe.CloseGoingAway {
+				t.Fatalf("close echo with code %d, want the client's 1001", code)
+			}
+			break
+		}
+		frames++
+		if frames == 20 {
+			if err := sock.send(wsframe.OpClose, wsframe.AppendClosePayload(nil, wsframe.CloseGoingAway, "")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n := <-delivered
+	<-readDone
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("%d bytes after the close frame (% x), %v", len(rest), rest[:min(len(rest), 16)], err)
+	}
+	if got := obs.delivered.Load() + obs.dropped.Load(); got != int64(n+1) {
+		t.Fatalf("delivered %d + dropped %d = %d, want the %d frames handed over", obs.delivered.Load(), obs.dropped.Load(), got, n+1)
+	}
+	if cause := c.Cause(); cause != CausePeerClosed {
+		t.Fatalf("cause %+v, want the peer's close", cause)
+	}
+}

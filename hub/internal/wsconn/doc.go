@@ -13,8 +13,10 @@
 //     a TCP or Unix socket a frame goes straight in with a non-blocking
 //     write when nothing is queued; otherwise (a backlog, TLS, a wrapped
 //     connection, Windows) it queues for the Conn's writer goroutine,
-//     which exists while there is a backlog, writes each batch with one
-//     writev, parks when idle and retires after a few idle seconds.
+//     which exists while there is a backlog, writes each batch (with one
+//     writev on a kernel socket), parks when idle and retires after a few
+//     idle seconds. Closing the socket never waits either: under TLS only
+//     the connection beneath is closed.
 //   - Time limits are enforced by Tick, which the owner calls for every
 //     connection a few times a second: a batch stuck past WriteTimeout, a
 //     close handshake past CloseTimeout, a client message left open past

@@ -35,8 +35,8 @@ type libConn struct {
 func (l *libConn) Write(p []byte) (int, error) {
 	c := l.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.dead {
+		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
 	n := len(p)
@@ -52,7 +52,11 @@ func (l *libConn) Write(p []byte) (int, error) {
 		if err != nil {
 			// Not a frame: the library would never write this. Fail the
 			// connection rather than send garbage.
-			c.closeSocketLocked()
+			first := c.markDeadLocked()
+			c.mu.Unlock()
+			if first {
+				c.closeSocket()
+			}
 			return 0, err
 		}
 		end := hl + int(h.Length)
@@ -61,6 +65,7 @@ func (l *libConn) Write(p []byte) (int, error) {
 	}
 	// Keep a frame cut between two writes for the next one.
 	c.libIn = append(c.libIn[:0], p...)
+	c.mu.Unlock()
 	return n, nil
 }
 
@@ -71,15 +76,16 @@ func (l *libConn) Write(p []byte) (int, error) {
 func (l *libConn) Close() error {
 	c := l.c
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dead {
-		return nil
-	}
 	c.finishing = true
+	first := false
 	if c.writer == writerNone || !c.closeQueued || c.closeWritten {
-		c.closeSocketLocked()
+		first = c.markDeadLocked()
 	} else {
 		c.wakeLocked()
+	}
+	c.mu.Unlock()
+	if first {
+		c.closeSocket()
 	}
 	return nil
 }

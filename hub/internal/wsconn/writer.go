@@ -34,7 +34,8 @@ func (c *Conn) hasOutputLocked() bool {
 	return c.partial != nil || len(c.ctrl) > 0 || len(c.queue) > 0 || c.closeOut != nil
 }
 
-// writeLoop writes the output in batches, in order, one writev each;
+// writeLoop writes the output in batches, in order (on a kernel socket
+// one writev each; on TLS one record per buffer);
 // parks while there is none; and exits when the socket is closed, when
 // the reader has finished and nothing is left, or when it is retired. It
 // is the only goroutine that waits on the socket.
@@ -48,9 +49,12 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		case !c.hasOutputLocked() && c.finishing:
-			c.closeSocketLocked()
+			first := c.markDeadLocked()
 			c.writer = writerNone
 			c.mu.Unlock()
+			if first {
+				c.closeSocket()
+			}
 			return
 		case !c.hasOutputLocked() && c.retire:
 			c.retire = false
@@ -70,10 +74,12 @@ func (c *Conn) writeLoop() {
 			if !c.hasCause {
 				c.cause, c.hasCause = CauseConnError, true
 			}
-			c.count(c.dropQueueLocked())
-			c.closeSocketLocked()
+			first := c.markDeadLocked()
 			c.writer = writerNone
 			c.mu.Unlock()
+			if first {
+				c.closeSocket()
+			}
 			return
 		}
 	}
@@ -132,6 +138,9 @@ func (c *Conn) writeBatchLocked() error {
 			}
 		} else {
 			n := 0
+			if partialFrame != nil && !partialFrame.Received.IsZero() {
+				n++
+			}
 			for _, f := range batch {
 				if !f.Received.IsZero() {
 					n++
