@@ -337,3 +337,56 @@ func TestMessageLeftOpenIsClosed(t *testing.T) {
 		return testCounter(s.metrics.ClientCloses.WithLabelValues("message_timeout")) == 1
 	})
 }
+
+// A client whose socket is full and who keeps pinging: the replies to its
+// pings queue behind the stuck data like everything else, and the client
+// is dropped by the write timeout, counted as write_timeout, not ended
+// early by a timeout of the library's own (5 s) as a connection error.
+func TestStuckPingerDroppedByWriteTimeout(t *testing.T) {
+	const writeTimeout = 6 * time.Second // longer than the library's 5 s
+	s := newTestServer(t, Options{WriteTimeout: writeTimeout, SendQueue: 100_000, ClientRate: 1e6, ClientBurst: 1e6})
+	c, err := hubtest.TryRawDialWith(t, &net.Dialer{Control: smallReceiveBuffer}, s.wsURL("exchanges=gateio"),
+		hubtest.Token(t, "stuck", time.Hour, "gateio"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the client to register", func() bool { return s.Clients() == 1 })
+	pad := strings.Repeat("s", 12_000)
+	for range 2000 { // 24 MB: far more than the socket buffers hold
+		if err := s.Publish([]byte(`{"exchange":"gateio","pad":"` + pad + `"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	go func() {
+		defer close(pinged)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if c.TryWriteFrame(true, wsframe.OpPing, []byte("stuck")) != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-pinged
+	}()
+	deadline := time.Now().Add(writeTimeout + hubtest.ReadTimeout)
+	for s.Clients() == 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the stuck client was never dropped")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, "the close to be counted", func() bool {
+		return testCounter(s.metrics.ClientCloses.WithLabelValues("write_timeout")) == 1
+	})
+	if n := testCounter(s.metrics.ClientCloses.WithLabelValues("error")); n != 0 {
+		t.Fatalf("%v closes counted as connection errors", n)
+	}
+}

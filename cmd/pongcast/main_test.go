@@ -141,16 +141,26 @@ func pong(exchange string, latency int) string {
 // the sample is absent.
 func (s *server) metric(sample string) string {
 	s.t.Helper()
-	resp, err := http.Get(s.base + "/metrics")
+	v, err := s.fetchMetric(sample)
 	if err != nil {
 		s.t.Fatal(err)
+	}
+	return v
+}
+
+// fetchMetric is metric that returns its error, for use off the test's
+// goroutine.
+func (s *server) fetchMetric(sample string) (string, error) {
+	resp, err := http.Get(s.base + "/metrics")
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, sample+" "); ok {
-			return v
+			return v, nil
 		}
 	}
-	return ""
+	return "", nil
 }

@@ -100,6 +100,7 @@ type Conn struct {
 	head         []byte // the held-back 101, not yet tried
 	partial      []byte
 	partialFrame *Frame // the data frame partial ends, for accounting
+	partialBuf   []byte // holds a partial cut from a batch; reused
 	ctrl         []byte // whole control frames
 	ctrlSpare    []byte
 	queue        []*Frame
@@ -113,6 +114,7 @@ type Conn struct {
 	retire       bool // the parked writer is to exit
 	closeQueued  bool // a close frame is on its way: nothing more is queued
 	closeWritten bool // ... and it is out
+	abandon      bool // the writer's batch is being cut short (abandonLocked)
 	finishing    bool // the reader is done: close the socket once flushed
 	dead         bool // the socket is closed
 	cause        Cause
@@ -254,6 +256,7 @@ func (c *Conn) Deliver(f *Frame) Result {
 	}
 	if len(c.queue) >= c.cfg.SendQueue {
 		n := c.queueCloseLocked(CauseSlowConsumer)
+		c.abandonLocked() // the close frame need not wait for the batch
 		c.mu.Unlock()
 		c.count(n)
 		c.dropped(f)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,7 @@ type memSock struct {
 	out    []byte
 	room   int
 	closed bool
+	late   bool // a write deadline has passed
 
 	in *io.PipeReader
 	pw *io.PipeWriter
@@ -68,12 +70,16 @@ func (s *memSock) Write(p []byte) (int, error) {
 	written := 0
 	for written < len(p) {
 		s.mu.Lock()
-		for !s.closed && len(s.out) >= s.room {
+		for !s.closed && !s.late && len(s.out) >= s.room {
 			s.cond.Wait()
 		}
 		if s.closed {
 			s.mu.Unlock()
 			return written, net.ErrClosed
+		}
+		if s.late {
+			s.mu.Unlock()
+			return written, os.ErrDeadlineExceeded
 		}
 		n := min(len(p)-written, s.room-len(s.out))
 		s.out = append(s.out, p[written:written+n]...)
@@ -121,11 +127,17 @@ func (s *memSock) send(op wsframe.Opcode, payload []byte) error {
 	return err
 }
 
-func (s *memSock) LocalAddr() net.Addr              { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2808} }
-func (s *memSock) RemoteAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
-func (s *memSock) SetDeadline(time.Time) error      { return nil }
-func (s *memSock) SetReadDeadline(time.Time) error  { return nil }
-func (s *memSock) SetWriteDeadline(time.Time) error { return nil }
+func (s *memSock) LocalAddr() net.Addr             { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 2808} }
+func (s *memSock) RemoteAddr() net.Addr            { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000} }
+func (s *memSock) SetDeadline(time.Time) error     { return nil }
+func (s *memSock) SetReadDeadline(time.Time) error { return nil }
+func (s *memSock) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.late = !t.IsZero() && !t.After(time.Now())
+	s.cond.Broadcast()
+	return nil
+}
 
 // drainReader reads what the server wrote in random bites.
 type drainReader struct {
@@ -351,5 +363,97 @@ func peerCloseRound(t *testing.T, seed uint64) {
 	}
 	if cause := c.Cause(); cause != CausePeerClosed {
 		t.Fatalf("cause %+v, want the peer's close", cause)
+	}
+}
+
+// A slow consumer's close frame does not wait for the batch the writer
+// is stuck on: the batch is cut after the frame being written, the frames
+// after it are dropped, and the close frame comes next. The stream still
+// parses, and every frame handed over is counted once.
+func TestSlowConsumerCloseCutsTheBatch(t *testing.T) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { cutRound(t, seed) })
+	}
+}
+
+func cutRound(t *testing.T, seed uint64) {
+	const queue = 50
+	sock := newMemSock(seed)
+	obs := &counter{}
+	cfg := testConfig(obs)
+	cfg.SendQueue = queue
+	c := accept(t, sock, cfg)
+	c.FinishHandshake()
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		for {
+			if _, _, err := c.Read(); err != nil {
+				c.Finish()
+				return
+			}
+		}
+	}()
+	br := bufio.NewReader(&drainReader{s: sock, rng: mrand.New(mrand.NewPCG(seed, 8))})
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	// Fill the socket and the queue while nobody reads, read a little so
+	// the writer takes a batch of many frames, then overflow the queue.
+	handed := 0
+	deliver := func() Result {
+		f := TextFrame(fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, handed, bytes.Repeat([]byte("z"), 900)))
+		f.Received = time.Now()
+		handed++
+		return c.Deliver(f)
+	}
+	for range queue {
+		deliver()
+	}
+	first, err := hubtest.ReadServerFrame(br)
+	if err != nil || first.Opcode != wsframe.OpText {
+		t.Fatalf("first frame: %v %v", first.Opcode, err)
+	}
+	for {
+		if r := deliver(); r == SlowConsumer {
+			break
+		} else if r == Dropped {
+			t.Fatal("dropped before the queue was full")
+		}
+	}
+	next, closed := 1, false
+	for !closed {
+		f, err := hubtest.ReadServerFrame(br)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", next, err)
+		}
+		switch f.Opcode {
+		case wsframe.OpText:
+			if want := fmt.Sprintf(`{"n":%d,`, next); !bytes.HasPrefix(f.Payload, []byte(want)) {
+				t.Fatalf("frame %q, want %s...", hubtest.Truncate(f.Payload), want)
+			}
+			next++
+		case wsframe.OpClose:
+			code, reason, _ := wsframe.ParseClosePayload(f.Payload)
+			if code != wsframe.ClosePolicyViolation || reason != "slow consumer" {
+				t.Fatalf("close %d %q", code, reason)
+			}
+			closed = true
+		}
+	}
+	// What the socket held (4 KB: about 4 frames) and the frame being
+	// written went out; the rest of the batch did not.
+	if next > 10 {
+		t.Fatalf("%d of %d frames went out before the close: it waited for the batch", next, handed)
+	}
+	if err := sock.send(wsframe.OpClose, wsframe.AppendClosePayload(nil, wsframe.CloseNormal, "")); err != nil {
+		t.Fatal(err)
+	}
+	<-readDone
+	if rest, err := io.ReadAll(br); err != nil || len(rest) > 0 {
+		t.Fatalf("%d bytes after the close frame, %v", len(rest), err)
+	}
+	if d, x := obs.delivered.Load(), obs.dropped.Load(); d != int64(next) || d+x != int64(handed) {
+		t.Fatalf("delivered %d, dropped %d; the client got %d of %d", d, x, next, handed)
 	}
 }

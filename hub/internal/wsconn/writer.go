@@ -1,6 +1,8 @@
 package wsconn
 
 import (
+	"errors"
+	"os"
 	"time"
 )
 
@@ -87,15 +89,18 @@ func (c *Conn) writeLoop() {
 
 // writeBatchLocked takes all the output, writes it with the lock
 // released, and returns with the lock held again. Its time limit is
-// enforced by Tick rather than a deadline per write.
+// enforced by Tick rather than a deadline per write. A batch cut short by
+// abandonLocked keeps the remainder of the frame it was in, to be
+// finished first, and drops the frames after it.
 func (c *Conn) writeBatchLocked() error {
 	iov := c.iov[:0]
 	if c.head != nil {
 		iov = append(iov, c.head) // the 101 precedes everything
 		c.head = nil
 	}
-	partialFrame := c.partialFrame
+	partialFrame, partialAt := c.partialFrame, -1
 	if c.partial != nil {
+		partialAt = len(iov)
 		iov = append(iov, c.partial)
 	}
 	ctrl := c.ctrl
@@ -103,7 +108,7 @@ func (c *Conn) writeBatchLocked() error {
 		iov = append(iov, ctrl)
 		c.ctrl, c.ctrlSpare = c.ctrlSpare[:0], nil
 	}
-	batch := c.queue
+	batch, batchAt := c.queue, len(iov)
 	c.queue, c.spare = c.spare[:0], nil
 	for _, f := range batch {
 		iov = append(iov, f.Wire)
@@ -121,36 +126,29 @@ func (c *Conn) writeBatchLocked() error {
 	// array. Both live in c, so nothing is allocated per batch.
 	c.iovView = iov
 	_, err := c.iovView.WriteTo(c.sock)
-	c.iovView = nil
-	clear(iov)
 	now := time.Now()
 	c.writeStart.Store(0)
 	c.lastWrite.Store(now.UnixNano())
-	if obs := c.cfg.Observer; obs != nil {
-		if err == nil {
-			if partialFrame != nil && !partialFrame.Received.IsZero() {
-				obs.Delivered(partialFrame, now)
-			}
-			for _, f := range batch {
-				if !f.Received.IsZero() {
-					obs.Delivered(f, now)
-				}
-			}
-		} else {
-			n := 0
-			if partialFrame != nil && !partialFrame.Received.IsZero() {
-				n++
-			}
-			for _, f := range batch {
-				if !f.Received.IsZero() {
-					n++
-				}
-			}
-			c.count(n)
-		}
-	}
 
 	c.mu.Lock()
+	// done is how many buffers went out whole: all of them, or, for a
+	// batch cut short, those before the first one left.
+	done := len(iov)
+	switch {
+	case err == nil && c.abandon:
+		// The batch ended before the cut took effect.
+		c.abandon = false
+		_ = c.sock.SetWriteDeadline(time.Time{})
+	case err != nil && c.abandon && !c.dead && errors.Is(err, os.ErrDeadlineExceeded):
+		err = nil
+		done = len(iov) - len(c.iovView)
+		c.resumeAfterAbandonLocked(done, batch, batchAt, partialFrame, partialAt, closing && done == len(iov)-1)
+	case err != nil:
+		done = 0
+	}
+	c.iovView = nil
+	c.account(now, done, partialFrame, partialAt, batch, batchAt)
+	clear(iov)
 	clear(batch) // let the frames be collected
 	if c.spare == nil {
 		c.spare = batch[:0]
@@ -158,9 +156,77 @@ func (c *Conn) writeBatchLocked() error {
 	if c.ctrlSpare == nil && ctrl != nil {
 		c.ctrlSpare = ctrl[:0]
 	}
-	if err == nil && closing {
+	if err == nil && closing && done == len(iov) {
 		c.closeWritten = true
 		c.closeSentAt.Store(now.UnixNano())
 	}
 	return err
+}
+
+// account reports the pong frames of a batch: those among the first done
+// buffers as delivered, the others as dropped (a frame kept as the new
+// partial is neither yet).
+func (c *Conn) account(now time.Time, done int, partialFrame *Frame, partialAt int, batch []*Frame, batchAt int) {
+	obs := c.cfg.Observer
+	if obs == nil {
+		return
+	}
+	dropped := 0
+	note := func(f *Frame, at int) {
+		switch {
+		case f == nil || f.Received.IsZero() || f == c.partialFrame:
+		case at < done:
+			obs.Delivered(f, now)
+		default:
+			dropped++
+		}
+	}
+	note(partialFrame, partialAt)
+	for i, f := range batch {
+		note(f, batchAt+i)
+	}
+	c.count(dropped)
+}
+
+// abandonLocked cuts short the batch the writer is blocked on, so that
+// the close frame queued behind it goes out as soon as the frame being
+// written is finished: the frames after it are being dropped anyway.
+// Only kernel sockets are cut this way; a TLS connection does not survive
+// a write deadline, so there the close frame waits for the batch.
+func (c *Conn) abandonLocked() {
+	if c.raw == nil || c.writer != writerActive || c.writeStart.Load() == 0 {
+		return
+	}
+	c.abandon = true
+	_ = c.sock.SetWriteDeadline(time.Now())
+}
+
+// resumeAfterAbandonLocked keeps the rest of the buffer the cut batch
+// stopped in, to go out first: a frame begun, the 101, control frames or
+// the close frame, which must all be finished. A frame not yet begun is
+// dropped with those after it. It clears the deadline.
+func (c *Conn) resumeAfterAbandonLocked(done int, batch []*Frame, batchAt int, partialFrame *Frame, partialAt int, inClose bool) {
+	c.abandon = false
+	_ = c.sock.SetWriteDeadline(time.Time{})
+	if len(c.iovView) == 0 {
+		return
+	}
+	// WriteTo has replaced the buffer with what is left of it, so its
+	// original length comes from the frame.
+	rest := c.iovView[0]
+	if inClose {
+		c.closeOut = append([]byte(nil), rest...)
+		return
+	}
+	var f *Frame
+	if done == partialAt {
+		f = partialFrame
+	}
+	if i := done - batchAt; i >= 0 && i < len(batch) {
+		if f = batch[i]; len(rest) == len(f.Wire) {
+			return
+		}
+	}
+	c.partial = append(c.partialBuf[:0], rest...)
+	c.partialBuf, c.partialFrame = c.partial, f
 }
