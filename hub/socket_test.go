@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -61,7 +62,9 @@ func slowReaderRound(t *testing.T, s *testServer, pongs int, seed uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &slowReader{r: c.Reader(), rng: rand.New(rand.NewPCG(seed, 1))}
+	// Buffered above the slow reads, so that the many small ping replies
+	// cost the test a parse each, not a pause each.
+	r := bufio.NewReaderSize(&slowReader{r: c.Reader(), rng: rand.New(rand.NewPCG(seed, 1))}, 4096)
 	first, err := hubtest.ReadServerFrame(r)
 	if err != nil || !strings.Contains(string(first.Payload), `"subscribed"`) {
 		t.Fatalf("first frame %q, %v", first.Payload, err)

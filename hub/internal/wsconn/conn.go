@@ -20,7 +20,8 @@ type Config struct {
 	// SendQueue is how many frames may wait for one client; one more
 	// closes it as a slow consumer.
 	SendQueue int
-	// WriteTimeout bounds one batch of writes to a client.
+	// WriteTimeout bounds one batch of writes to a client (at most
+	// maxBatchBytes of data frames, or one larger frame).
 	WriteTimeout time.Duration
 	// CloseTimeout is how long a close handshake may take once our close
 	// frame is out.
@@ -37,9 +38,11 @@ type Config struct {
 	Observer Observer
 }
 
-// Observer is told of every pong frame written whole or dropped (a batch
-// whose write fails counts as dropped whole, although part of it may have
-// reached the client).
+// Observer is told of every pong frame written whole or dropped, once.
+// A batch whose write fails counts as dropped whole, although part of it
+// may have reached the client; a batch cut short for a slow consumer
+// counts the frames before the cut as delivered, those after it as
+// dropped, and the frame it was in when that is finished or dropped.
 type Observer interface {
 	Delivered(f *Frame, at time.Time)
 	Dropped(n int)
@@ -66,6 +69,10 @@ const (
 // writerIdle is how long a writer stays parked before it is retired: an
 // active client keeps one goroutine, an idle one has none.
 const writerIdle = 5 * time.Second
+
+// maxBatchBytes bounds the data frames of one batch (one writev), so
+// that WriteTimeout is how long a client may take to drain that much.
+const maxBatchBytes = 256 << 10
 
 // Conn is one client connection. The library reads and produces its
 // control frames; the Conn writes everything.
@@ -100,7 +107,6 @@ type Conn struct {
 	head         []byte // the held-back 101, not yet tried
 	partial      []byte
 	partialFrame *Frame // the data frame partial ends, for accounting
-	partialBuf   []byte // holds a partial cut from a batch; reused
 	ctrl         []byte // whole control frames
 	ctrlSpare    []byte
 	queue        []*Frame
@@ -123,7 +129,9 @@ type Conn struct {
 
 // TryWriter is a connection that can write without waiting: TryWrite
 // writes what fits now and returns how much that was. Kernel sockets are
-// written this way without it; an in-memory connection may offer it.
+// written this way without it; an in-memory connection may offer it. Its
+// Write must survive a write deadline, which the Conn uses to cut a
+// blocked write short (see abandonLocked).
 type TryWriter interface {
 	TryWrite(p []byte) (int, error)
 }

@@ -108,16 +108,24 @@ func (c *Conn) writeBatchLocked() error {
 		iov = append(iov, ctrl)
 		c.ctrl, c.ctrlSpare = c.ctrlSpare[:0], nil
 	}
-	batch, batchAt := c.queue, len(iov)
-	c.queue, c.spare = c.spare[:0], nil
-	for _, f := range batch {
-		iov = append(iov, f.Wire)
+	// At most maxBatchBytes of data frames (and at least one): the write
+	// timeout then bounds how long a client may take to drain that much,
+	// not however much has piled up.
+	full, batchAt := c.queue, len(iov)
+	size, k := 0, 0
+	for k < len(full) && (k == 0 || size+len(full[k].Wire) <= maxBatchBytes) {
+		size += len(full[k].Wire)
+		iov = append(iov, full[k].Wire)
+		k++
 	}
-	closing := c.closeOut != nil
+	batch := full[:k]
+	c.queue, c.spare = append(c.spare[:0], full[k:]...), nil
+	closing := c.closeOut != nil && len(c.queue) == 0
 	if closing {
 		iov = append(iov, c.closeOut)
+		c.closeOut = nil
 	}
-	c.partial, c.partialFrame, c.closeOut = nil, nil, nil
+	c.partial, c.partialFrame = nil, nil
 	c.iov = iov
 	c.mu.Unlock()
 
@@ -133,7 +141,7 @@ func (c *Conn) writeBatchLocked() error {
 	c.mu.Lock()
 	// done is how many buffers went out whole: all of them, or, for a
 	// batch cut short, those before the first one left.
-	done := len(iov)
+	done, kept := len(iov), -1
 	switch {
 	case err == nil && c.abandon:
 		// The batch ended before the cut took effect.
@@ -142,16 +150,16 @@ func (c *Conn) writeBatchLocked() error {
 	case err != nil && c.abandon && !c.dead && errors.Is(err, os.ErrDeadlineExceeded):
 		err = nil
 		done = len(iov) - len(c.iovView)
-		c.resumeAfterAbandonLocked(done, batch, batchAt, partialFrame, partialAt, closing && done == len(iov)-1)
+		kept = c.resumeAfterAbandonLocked(done, batch, batchAt, partialFrame, partialAt)
 	case err != nil:
 		done = 0
 	}
 	c.iovView = nil
-	c.account(now, done, partialFrame, partialAt, batch, batchAt)
+	c.account(now, done, kept, partialFrame, partialAt, batch, batchAt)
 	clear(iov)
-	clear(batch) // let the frames be collected
+	clear(full) // let the frames be collected
 	if c.spare == nil {
-		c.spare = batch[:0]
+		c.spare = full[:0]
 	}
 	if c.ctrlSpare == nil && ctrl != nil {
 		c.ctrlSpare = ctrl[:0]
@@ -164,9 +172,9 @@ func (c *Conn) writeBatchLocked() error {
 }
 
 // account reports the pong frames of a batch: those among the first done
-// buffers as delivered, the others as dropped (a frame kept as the new
-// partial is neither yet).
-func (c *Conn) account(now time.Time, done int, partialFrame *Frame, partialAt int, batch []*Frame, batchAt int) {
+// buffers as delivered, the others as dropped, except the one at kept
+// (the new partial: counted once it is written or dropped).
+func (c *Conn) account(now time.Time, done, kept int, partialFrame *Frame, partialAt int, batch []*Frame, batchAt int) {
 	obs := c.cfg.Observer
 	if obs == nil {
 		return
@@ -174,7 +182,7 @@ func (c *Conn) account(now time.Time, done int, partialFrame *Frame, partialAt i
 	dropped := 0
 	note := func(f *Frame, at int) {
 		switch {
-		case f == nil || f.Received.IsZero() || f == c.partialFrame:
+		case f == nil || f.Received.IsZero() || at == kept:
 		case at < done:
 			obs.Delivered(f, now)
 		default:
@@ -190,9 +198,11 @@ func (c *Conn) account(now time.Time, done int, partialFrame *Frame, partialAt i
 
 // abandonLocked cuts short the batch the writer is blocked on, so that
 // the close frame queued behind it goes out as soon as the frame being
-// written is finished: the frames after it are being dropped anyway.
-// Only kernel sockets are cut this way; a TLS connection does not survive
-// a write deadline, so there the close frame waits for the batch.
+// written is finished: the frames after it are being dropped anyway. It
+// is done with a write deadline, so only on connections that survive one
+// and write without waiting otherwise (kernel sockets, a TryWriter); on
+// TLS, where a deadline breaks the connection, and where there is no
+// non-blocking write, the close frame waits for the batch.
 func (c *Conn) abandonLocked() {
 	if c.raw == nil || c.writer != writerActive || c.writeStart.Load() == 0 {
 		return
@@ -202,31 +212,30 @@ func (c *Conn) abandonLocked() {
 }
 
 // resumeAfterAbandonLocked keeps the rest of the buffer the cut batch
-// stopped in, to go out first: a frame begun, the 101, control frames or
-// the close frame, which must all be finished. A frame not yet begun is
-// dropped with those after it. It clears the deadline.
-func (c *Conn) resumeAfterAbandonLocked(done int, batch []*Frame, batchAt int, partialFrame *Frame, partialAt int, inClose bool) {
+// stopped in, to go out first: a frame begun, the 101, or control frames
+// (whole frames, all to be finished), and returns its index in the batch,
+// or -1. A data frame not yet begun is dropped with those after it. A cut
+// batch never holds a close frame: the cut comes with the close. It
+// clears the deadline.
+func (c *Conn) resumeAfterAbandonLocked(done int, batch []*Frame, batchAt int, partialFrame *Frame, partialAt int) int {
 	c.abandon = false
 	_ = c.sock.SetWriteDeadline(time.Time{})
 	if len(c.iovView) == 0 {
-		return
+		return -1
 	}
 	// WriteTo has replaced the buffer with what is left of it, so its
 	// original length comes from the frame.
 	rest := c.iovView[0]
-	if inClose {
-		c.closeOut = append([]byte(nil), rest...)
-		return
-	}
 	var f *Frame
-	if done == partialAt {
+	switch i := done - batchAt; {
+	case done == partialAt:
 		f = partialFrame
+	case i >= 0 && i < len(batch):
+		f = batch[i]
 	}
-	if i := done - batchAt; i >= 0 && i < len(batch) {
-		if f = batch[i]; len(rest) == len(f.Wire) {
-			return
-		}
+	if f != nil && len(rest) == len(f.Wire) {
+		return -1 // not begun
 	}
-	c.partial = append(c.partialBuf[:0], rest...)
-	c.partialBuf, c.partialFrame = c.partial, f
+	c.partial, c.partialFrame = append([]byte(nil), rest...), f
+	return done
 }
