@@ -32,7 +32,11 @@ type Hub struct {
 	maxSubscriptions int
 
 	mu         sync.RWMutex
-	byExchange map[string]map[*session]*member
+	// byExchange holds, per exchange, its subscribers by name, each with
+	// whether it also holds the wildcard (and so is served from there):
+	// the flag sits in the map, so routing reads no other memory to skip
+	// it.
+	byExchange map[string]map[*session]bool
 	wildcard   map[*session]struct{}
 	members    map[*session]*member
 	closed     bool
@@ -48,7 +52,7 @@ func newHub(metrics *Metrics, maxSubscriptions int) *Hub {
 	return &Hub{
 		metrics:          metrics,
 		maxSubscriptions: maxSubscriptions,
-		byExchange:       make(map[string]map[*session]*member),
+		byExchange:       make(map[string]map[*session]bool),
 		wildcard:         make(map[*session]struct{}),
 		members:          make(map[*session]*member),
 	}
@@ -129,10 +133,10 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 	for _, name := range fresh {
 		set := h.byExchange[name]
 		if set == nil {
-			set = make(map[*session]*member)
+			set = make(map[*session]bool)
 			h.byExchange[name] = set
 		}
-		set[s] = m
+		set[s] = m.wildcard
 	}
 	m.subs = append(m.subs, fresh...)
 	slices.Sort(m.subs)
@@ -141,6 +145,9 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 		m.wildcard = true
 		h.wildcard[s] = struct{}{}
 		h.metrics.Subscriptions.Inc()
+		for _, name := range m.subs {
+			h.byExchange[name][s] = true
+		}
 	}
 	return m.set(), nil
 }
@@ -214,8 +221,8 @@ func (h *Hub) publish(exchange string, f *wsconn.Frame) int {
 	snap := sessionsPool.Get().(*[]*session)
 	targets := (*snap)[:0]
 	h.mu.RLock()
-	for s, m := range h.byExchange[exchange] {
-		if !m.wildcard { // wildcard holders are served below, once
+	for s, viaWildcard := range h.byExchange[exchange] {
+		if !viaWildcard { // wildcard holders are served below, once
 			targets = append(targets, s)
 		}
 	}
