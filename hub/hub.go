@@ -31,7 +31,7 @@ type Hub struct {
 	metrics          *Metrics
 	maxSubscriptions int
 
-	mu         sync.RWMutex
+	mu sync.RWMutex
 	// byExchange holds, per exchange, its subscribers by name, each with
 	// whether it also holds the wildcard (and so is served from there):
 	// the flag sits in the map, so routing reads no other memory to skip
