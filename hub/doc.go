@@ -1,15 +1,19 @@
-// Package hub owns everything that moves pongs: the Redis feed that
-// receives them, the routing table from exchange to subscribers, client
-// sessions with their queues, rate limits and token expiry, and the
-// HTTP/WebSocket endpoint with health and metrics.
+// Package hub owns everything that moves pongs, in the order a pong
+// travels: the Redis feed that receives them (feed.go), routing, which
+// validates a pong and frames it once (route.go), the routing table from
+// exchange to subscribers, which owns every subscription (hub.go), the
+// fan-out (fanout.go), and client sessions with their rate limits and
+// token expiry (session.go, messages.go). Each session's socket belongs
+// to a wsconn.Conn (internal/wsconn), the only code that writes to it.
+// Around them: the HTTP/WebSocket endpoint (handler.go), connection
+// limits (admission.go), health and metrics.
 //
 // Concurrency: a Server, its Hub and its Feed are safe for concurrent use.
-// Each client connection has exactly one reader goroutine. A pong is
-// encoded and framed once; the routing goroutines write it straight into
-// every subscriber's socket that has room, without waiting. A client whose
-// socket is full, or who already has a backlog, gets the frame in its
-// bounded queue, drained by its own writer goroutine, which parks while
-// the queue is empty and exits after a few idle seconds. A full queue
-// closes the client as a slow consumer. Nothing on the fan-out path blocks
-// on a client or holds the hub's lock while writing.
+// Each client has exactly one reader goroutine, which alone tears its
+// session down. The routing goroutines hand a pong's frame to every
+// subscriber's connection, which writes it at once if the socket has room
+// or queues it for its own writer goroutine; neither waits on a socket,
+// and no lock of the hub is held while delivering. A full queue closes
+// the client as a slow consumer. One watchdog goroutine applies every
+// connection's time limits.
 package hub

@@ -59,7 +59,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		SlowConsumerCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_slow_consumer_closes_total", Help: "Clients closed because their send queue was full."}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pongcast_rate_limit_refusals_total", Help: "Client messages refused by the token bucket."}),
+			Name: "pongcast_rate_limit_refusals_total", Help: "Client messages and pings refused by the token bucket."}),
 		RateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_rate_limit_closes_total", Help: "Clients closed for going over the rate limit repeatedly."}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
