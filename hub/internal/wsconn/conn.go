@@ -287,14 +287,7 @@ func (c *Conn) idleLocked() bool {
 // into the socket without waiting, keeps what did not fit as the partial
 // frame for the writer, and unlocks. The caller found the Conn idle.
 func (c *Conn) writeOrHoldLocked(wire []byte, f *Frame) Result {
-	n := 0
-	if c.raw != nil {
-		var err error
-		n, err = c.raw.tryWrite(wire)
-		if err != nil {
-			n = 0 // the writer meets the error and acts on it
-		}
-	}
+	n := c.tryWriteLocked(wire)
 	if n == len(wire) {
 		c.mu.Unlock()
 		if f != nil && c.cfg.Observer != nil && !f.Received.IsZero() {
@@ -321,24 +314,22 @@ func (c *Conn) Close(cause Cause) {
 		c.mu.Unlock()
 		return
 	}
-	c.cause, c.hasCause = cause, true
-	n := 0
-	if !cause.Flush {
-		n = c.dropQueueLocked()
-	}
-	c.queueCloseFrameLocked(closeFrame(cause.Code, cause.Reason))
+	n := c.queueCloseLocked(cause)
 	c.mu.Unlock()
 	c.count(n)
 }
 
-// queueCloseLocked records cause, drops the queue and queues cause's
-// close frame. It returns the pong frames dropped, for the caller to
-// count once unlocked.
+// queueCloseLocked records cause if it is the first, drops the queue
+// unless cause flushes it, and queues cause's close frame. It returns the
+// pong frames dropped, for the caller to count once unlocked.
 func (c *Conn) queueCloseLocked(cause Cause) int {
 	if !c.hasCause {
 		c.cause, c.hasCause = cause, true
 	}
-	n := c.dropQueueLocked()
+	n := 0
+	if !cause.Flush {
+		n = c.dropQueueLocked()
+	}
 	c.queueCloseFrameLocked(closeFrame(cause.Code, cause.Reason))
 	return n
 }
@@ -436,16 +427,8 @@ func (c *Conn) FinishHandshake() {
 // reader, after Read failed.
 func (c *Conn) Finish() {
 	c.mu.Lock()
-	c.finishing = true
 	n := c.dropQueueLocked()
-	first := false
-	if c.writer == writerNone || !c.closeQueued || c.closeWritten {
-		// Nothing that matters is left to write: a close frame, if any,
-		// is out.
-		first = c.markDeadLocked()
-	} else {
-		c.wakeLocked() // the writer closes the socket once the close frame is out
-	}
+	first := c.finishLocked()
 	c.mu.Unlock()
 	c.count(n)
 	if first {
@@ -455,7 +438,35 @@ func (c *Conn) Finish() {
 	c.wg.Wait()
 }
 
-// writeControl queues a whole control frame written by the library or by
+// finishLocked marks the Conn finishing: the socket is to close once
+// nothing that matters is left to write. With a close frame still on its
+// way the writer closes it after that frame; otherwise it is marked dead
+// now, and finishLocked reports, like markDeadLocked, whether the caller
+// must close the socket.
+func (c *Conn) finishLocked() bool {
+	c.finishing = true
+	if c.writer != writerNone && c.closeQueued && !c.closeWritten {
+		c.wakeLocked()
+		return false
+	}
+	return c.markDeadLocked()
+}
+
+// tryWriteLocked writes p into the socket without waiting and returns
+// how much went in: 0 without a non-blocking write, or on an error,
+// which the writer meets and acts on. The caller found the Conn idle.
+func (c *Conn) tryWriteLocked(p []byte) int {
+	if c.raw == nil {
+		return 0
+	}
+	n, err := c.raw.tryWrite(p)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// writeControlLocked queues a whole control frame written by the library or by
 // Tick. Control frames go before queued data, never inside a frame, and
 // never after a close frame.
 func (c *Conn) writeControlLocked(frame []byte, isClose bool) {
@@ -468,11 +479,7 @@ func (c *Conn) writeControlLocked(frame []byte, isClose bool) {
 		c.count(c.dropQueueLocked())
 		c.queueCloseFrameLocked(append([]byte(nil), frame...))
 	case c.idleLocked() && c.head == nil && c.raw != nil:
-		n, err := c.raw.tryWrite(frame)
-		if err != nil {
-			n = 0
-		}
-		if n < len(frame) {
+		if n := c.tryWriteLocked(frame); n < len(frame) {
 			c.partial = append([]byte(nil), frame[n:]...)
 			c.kickLocked()
 		}

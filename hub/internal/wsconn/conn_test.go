@@ -190,6 +190,23 @@ func accept(t *testing.T, sock *memSock, cfg *Config) *Conn {
 	return c
 }
 
+// startReader runs c's reader as a session does (the library answers
+// pings in it) and finishes c when the read fails; the channel closes
+// then.
+func startReader(c *Conn) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			if _, _, err := c.Read(); err != nil {
+				c.Finish()
+				return
+			}
+		}
+	}()
+	return done
+}
+
 func testConfig(obs Observer) *Config {
 	return &Config{SendQueue: 100_000, WriteTimeout: time.Minute, CloseTimeout: time.Minute, MaxMessageBytes: 1 << 16, Observer: obs}
 }
@@ -210,16 +227,7 @@ func interleaveRound(t *testing.T, seed uint64) {
 	obs := &counter{}
 	c := accept(t, sock, testConfig(obs))
 	c.FinishHandshake()
-	readDone := make(chan struct{})
-	go func() { // the session's reader: the library answers pings in it
-		defer close(readDone)
-		for {
-			if _, _, err := c.Read(); err != nil {
-				c.Finish()
-				return
-			}
-		}
-	}()
+	readDone := startReader(c)
 
 	var senders sync.WaitGroup
 	senders.Add(2)
@@ -307,16 +315,7 @@ func peerCloseRound(t *testing.T, seed uint64) {
 	obs := &counter{}
 	c := accept(t, sock, testConfig(obs))
 	c.FinishHandshake()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		for {
-			if _, _, err := c.Read(); err != nil {
-				c.Finish()
-				return
-			}
-		}
-	}()
+	readDone := startReader(c)
 	delivered := make(chan int, 1)
 	go func() { // until the connection refuses
 		rng := mrand.New(mrand.NewPCG(seed, 6))
@@ -384,16 +383,7 @@ func cutRound(t *testing.T, seed uint64) {
 	cfg.SendQueue = queue
 	c := accept(t, sock, cfg)
 	c.FinishHandshake()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		for {
-			if _, _, err := c.Read(); err != nil {
-				c.Finish()
-				return
-			}
-		}
-	}()
+	readDone := startReader(c)
 	br := bufio.NewReader(&drainReader{s: sock, rng: mrand.New(mrand.NewPCG(seed, 8))})
 	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("handshake: %v %v", resp, err)

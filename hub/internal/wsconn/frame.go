@@ -18,12 +18,8 @@ type Frame struct {
 
 // TextFrame frames payload as one final, unmasked text frame.
 func TextFrame(payload []byte) *Frame {
-	return &Frame{Wire: AppendText(make([]byte, 0, wsframe.HeaderLen(len(payload))+len(payload)), payload)}
-}
-
-// AppendText appends payload framed as one final, unmasked text frame.
-func AppendText(dst, payload []byte) []byte {
-	return append(AppendTextHeader(dst, len(payload)), payload...)
+	wire := make([]byte, 0, wsframe.HeaderLen(len(payload))+len(payload))
+	return &Frame{Wire: append(AppendTextHeader(wire, len(payload)), payload...)}
 }
 
 // AppendTextHeader appends the header of a final, unmasked text frame of

@@ -76,13 +76,7 @@ func (l *libConn) Write(p []byte) (int, error) {
 func (l *libConn) Close() error {
 	c := l.c
 	c.mu.Lock()
-	c.finishing = true
-	first := false
-	if c.writer == writerNone || !c.closeQueued || c.closeWritten {
-		first = c.markDeadLocked()
-	} else {
-		c.wakeLocked()
-	}
+	first := c.finishLocked()
 	c.mu.Unlock()
 	if first {
 		c.closeSocket()

@@ -51,12 +51,7 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		case !c.hasOutputLocked() && c.finishing:
-			first := c.markDeadLocked()
-			c.writer = writerNone
-			c.mu.Unlock()
-			if first {
-				c.closeSocket()
-			}
+			c.exitDeadLocked()
 			return
 		case !c.hasOutputLocked() && c.retire:
 			c.retire = false
@@ -76,14 +71,20 @@ func (c *Conn) writeLoop() {
 			if !c.hasCause {
 				c.cause, c.hasCause = CauseConnError, true
 			}
-			first := c.markDeadLocked()
-			c.writer = writerNone
-			c.mu.Unlock()
-			if first {
-				c.closeSocket()
-			}
+			c.exitDeadLocked()
 			return
 		}
+	}
+}
+
+// exitDeadLocked ends the writer with the socket closed: it marks the
+// Conn dead, unlocks, and closes the socket if nobody has.
+func (c *Conn) exitDeadLocked() {
+	first := c.markDeadLocked()
+	c.writer = writerNone
+	c.mu.Unlock()
+	if first {
+		c.closeSocket()
 	}
 }
 
