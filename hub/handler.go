@@ -63,7 +63,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 	var initial []string
 	if raw := r.URL.Query().Get(ExchangesParam); raw != "" {
-		names, err := protocol.NormalizeExchangeList(strings.Split(raw, ","))
+		// SplitN: a list past the cap costs one more string, not its length.
+		limit := s.maxListNames()
+		names, err := protocol.NormalizeExchangeList(strings.SplitN(raw, ",", limit+1), limit)
 		if err != nil {
 			s.metrics.HandshakeRefusals.WithLabelValues("bad_request").Inc()
 			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, "?exchanges: "+err.Error())
@@ -125,6 +127,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.armExpiry()
 	go c.readLoop()
 }
+
+// maxListNames is the longest list of exchanges a client may send: every
+// name it may hold, plus the wildcard.
+func (s *Server) maxListNames() int { return s.opts.MaxSubscriptions + 1 }
 
 // retryAfter renders a wait as whole seconds, at least 1.
 func retryAfter(d time.Duration) string {

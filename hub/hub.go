@@ -108,12 +108,16 @@ func expandSubscription(claims auth.Claims, names []string) (add []string, wildc
 }
 
 // subscribe adds names (normalised, possibly protocol.Wildcard) to s's set,
-// all or nothing, and returns the whole set now.
+// all or nothing, and returns the whole set now. The list is checked,
+// de-duplicated and sorted before the lock is taken; under it, each name
+// costs a binary search of the sorted set.
 func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 	add, wildcard, err := expandSubscription(s.claims, names)
 	if err != nil {
 		return nil, err
 	}
+	slices.Sort(add)
+	add = slices.Compact(add) // "*" under a finite token may repeat names
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m, ok := h.members[s]
@@ -122,7 +126,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 	}
 	fresh := make([]string, 0, len(add))
 	for _, name := range add {
-		if !slices.Contains(m.subs, name) && !slices.Contains(fresh, name) {
+		if _, held := slices.BinarySearch(m.subs, name); !held {
 			fresh = append(fresh, name)
 		}
 	}
@@ -155,6 +159,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 // unsubscribe removes names from s's set and returns the whole set now.
 // Names s is not subscribed to are ignored; Wildcard removes everything.
 func (h *Hub) unsubscribe(s *session, names []string) []string {
+	names = slices.Sorted(slices.Values(names)) // a copy: searched under the lock
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m, ok := h.members[s]
@@ -169,8 +174,8 @@ func (h *Hub) unsubscribe(s *session, names []string) []string {
 	return m.set()
 }
 
-// dropLocked removes s from the routing table for names, and names from
-// m.
+// dropLocked removes s from the routing table for names (sorted), and
+// names from m.
 func (h *Hub) dropLocked(s *session, m *member, names []string) {
 	removed := 0
 	for _, name := range names {
@@ -179,7 +184,10 @@ func (h *Hub) dropLocked(s *session, m *member, names []string) {
 		}
 	}
 	if removed > 0 {
-		m.subs = slices.DeleteFunc(m.subs, func(n string) bool { return slices.Contains(names, n) })
+		m.subs = slices.DeleteFunc(m.subs, func(n string) bool {
+			_, found := slices.BinarySearch(names, n)
+			return found
+		})
 	}
 	h.metrics.Subscriptions.Sub(float64(removed))
 }

@@ -10,7 +10,7 @@ import (
 
 // handle acts on one client message.
 func (s *session) handle(data []byte) {
-	msg, err := protocol.DecodeClientMessage(data)
+	msg, err := protocol.DecodeClientMessage(data, s.srv.maxListNames())
 	if err != nil {
 		s.reply(protocol.EncodeError(protocol.CodeBadRequest, err.Error(), msg.ID))
 		return

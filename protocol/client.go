@@ -35,11 +35,12 @@ type clientWire struct {
 	ID        json.RawMessage `json:"id"`
 }
 
-// DecodeClientMessage parses and validates one client frame. Errors wrap
-// ErrBadRequest and say what is wrong in words fit for the client. When the
-// id itself was readable it is returned with the error, so the refusal can
-// still be correlated.
-func DecodeClientMessage(data []byte) (ClientMessage, error) {
+// DecodeClientMessage parses and validates one client frame; a list of more
+// than maxNames exchanges is refused before any name is looked at (see
+// NormalizeExchangeList). Errors wrap ErrBadRequest and say what is wrong
+// in words fit for the client. When the id itself was readable it is
+// returned with the error, so the refusal can still be correlated.
+func DecodeClientMessage(data []byte, maxNames int) (ClientMessage, error) {
 	var w clientWire
 	if err := json.Unmarshal(data, &w); err != nil {
 		return ClientMessage{}, fmt.Errorf("%w: not a JSON object with type, exchanges and id: %s", ErrBadRequest, jsonErrorText(err))
@@ -60,7 +61,7 @@ func DecodeClientMessage(data []byte) (ClientMessage, error) {
 	default:
 		return msg, fmt.Errorf("%w: unknown type %.32q (want subscribe, unsubscribe or ping)", ErrBadRequest, w.Type)
 	}
-	names, err := NormalizeExchangeList(w.Exchanges)
+	names, err := NormalizeExchangeList(w.Exchanges, maxNames)
 	if err != nil {
 		return msg, err
 	}
@@ -70,20 +71,34 @@ func DecodeClientMessage(data []byte) (ClientMessage, error) {
 
 // NormalizeExchangeList normalises a list of names as a subscribe message
 // does: each name valid or Wildcard, duplicates dropped, order kept, at
-// least one name. Errors wrap ErrBadRequest.
-func NormalizeExchangeList(raw []string) ([]string, error) {
+// least one name and at most maxNames (counted before duplicates are
+// dropped, so a long list costs nothing: no client can hold more names
+// than its subscription limit, plus the wildcard, anyway). It runs in time
+// linear in the list. Errors wrap ErrBadRequest.
+func NormalizeExchangeList(raw []string, maxNames int) ([]string, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: \"exchanges\" must be a non-empty array of names", ErrBadRequest)
 	}
+	if len(raw) > maxNames {
+		return nil, fmt.Errorf("%w: \"exchanges\" lists more than %d names (the subscription limit, plus \"*\")", ErrBadRequest, maxNames)
+	}
 	names := make([]string, 0, len(raw))
+	var seen map[string]struct{}
+	if len(raw) > 1 {
+		seen = make(map[string]struct{}, len(raw))
+	}
 	for _, r := range raw {
 		name, err := NormalizeExchangeOrWildcard(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
-		if !containsString(names, name) {
-			names = append(names, name)
+		if _, dup := seen[name]; dup {
+			continue
 		}
+		if seen != nil {
+			seen[name] = struct{}{}
+		}
+		names = append(names, name)
 	}
 	return names, nil
 }
@@ -116,13 +131,4 @@ func jsonErrorText(err error) string {
 		return "want a JSON object"
 	}
 	return "invalid JSON"
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

@@ -32,6 +32,10 @@ func FuzzNormalizeExchange(f *testing.F) {
 	})
 }
 
+// fuzzMaxNames is the server's default subscription limit plus the
+// wildcard.
+const fuzzMaxNames = 101
+
 func FuzzDecodeClientMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"subscribe","exchanges":["gateio","binance"],"id":"optional"}`,
@@ -42,7 +46,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		msg, err := DecodeClientMessage(in)
+		msg, err := DecodeClientMessage(in, fuzzMaxNames)
 		if err != nil {
 			return
 		}
@@ -60,7 +64,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		back, err := DecodeClientMessage(re)
+		back, err := DecodeClientMessage(re, fuzzMaxNames)
 		if err != nil || back.Type != msg.Type || !slices.Equal(back.Exchanges, msg.Exchanges) || !bytes.Equal(compactJSON(back.ID), compactJSON(msg.ID)) {
 			t.Fatalf("round trip of %s: %+v, %v; want %+v", re, back, err, msg)
 		}

@@ -67,10 +67,12 @@ func TestDecodeClientMessage(t *testing.T) {
 		{"object id", `{"type":"ping","id":{"a":1}}`, "", "", "", "string or a number"},
 		{"long id", `{"type":"ping","id":"` + strings.Repeat("x", 200) + `"}`, "", "", "", "longer than"},
 		{"bad id keeps type error out", `{"type":"nope","id":true}`, "", "", "", "string or a number"},
+		{"names at the cap", `{"type":"subscribe","exchanges":["a","b","a"]}`, "subscribe", "a,b", "", ""},
+		{"names past the cap", `{"type":"subscribe","exchanges":["a","a","a","a"]}`, "", "", "", "more than 3 names"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			msg, err := DecodeClientMessage([]byte(tc.in))
+			msg, err := DecodeClientMessage([]byte(tc.in), testMaxNames)
 			if tc.errHas != "" {
 				if err == nil || !errors.Is(err, ErrBadRequest) || !strings.Contains(err.Error(), tc.errHas) {
 					t.Fatalf("err = %v, want ErrBadRequest containing %q", err, tc.errHas)
@@ -87,8 +89,12 @@ func TestDecodeClientMessage(t *testing.T) {
 	}
 }
 
+// testMaxNames caps the lists of TestDecodeClientMessage; the cases at and
+// past it sit just around it.
+const testMaxNames = 3
+
 func TestDecodeErrorKeepsID(t *testing.T) {
-	msg, err := DecodeClientMessage([]byte(`{"type":"subscribe","exchanges":["bad name"],"id":"x9"}`))
+	msg, err := DecodeClientMessage([]byte(`{"type":"subscribe","exchanges":["bad name"],"id":"x9"}`), testMaxNames)
 	if err == nil || string(msg.ID) != `"x9"` {
 		t.Fatalf("id %s, err %v: the id must survive a refusal", msg.ID, err)
 	}
