@@ -7,88 +7,43 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
-)
-
-// Sizing of the per-IP handshake limiter table.
-const (
-	ipTableMax   = 100_000         // entries kept at most; past it new IPs go unlimited
-	ipIdleExpiry = time.Minute     // an IP unseen this long is forgotten
-	ipSweepEvery = 5 * time.Second // how often the table may be swept
 )
 
 // admission decides, before the upgrade, whether a handshake may proceed:
-// per-IP handshake rate, total connections, connections per subject.
+// per-address handshake rate, total connections, connections per subject.
 // Every limit is off when its setting is zero.
 type admission struct {
 	maxConns   int
 	maxPerUser int
-	ipRate     rate.Limit
-	ipBurst    int
+	ips        *ipLimiter // nil when the handshake rate is off
 
 	mu      sync.Mutex
 	total   int
 	perUser map[string]int
-	ips     map[netip.Addr]*ipEntry
-	swept   time.Time
-}
-
-type ipEntry struct {
-	limiter  *rate.Limiter
-	lastSeen time.Time
 }
 
 func newAdmission(o Options) *admission {
-	return &admission{
+	a := &admission{
 		maxConns:   o.MaxConnections,
 		maxPerUser: o.MaxConnectionsPerUser,
-		ipRate:     rate.Limit(o.HandshakeRate),
-		ipBurst:    o.HandshakeBurst,
 		perUser:    make(map[string]int),
-		ips:        make(map[netip.Addr]*ipEntry),
 	}
+	if o.HandshakeRate > 0 {
+		a.ips = newIPLimiter(o.HandshakeRate, o.HandshakeBurst, o.HandshakeIPv6Prefix, time.Now())
+	}
+	return a
 }
 
-// allowHandshake applies the per-IP token bucket. It is checked before the
-// token, so a flood of handshakes cannot make the server verify JWTs at
-// will. It returns how long to wait when refused.
-func (a *admission) allowHandshake(ip netip.Addr, now time.Time) (bool, time.Duration) {
-	if a.ipRate <= 0 || !ip.IsValid() {
-		return true, 0
+// allowHandshake applies the per-address token bucket. It is checked
+// before the token, so a flood of handshakes cannot make the server verify
+// JWTs at will. It returns how long to wait when refused, and whether the
+// address was charged to the bucket shared by those the full table cannot
+// hold.
+func (a *admission) allowHandshake(ip netip.Addr, now time.Time) (ok bool, wait time.Duration, shared bool) {
+	if a.ips == nil || !ip.IsValid() {
+		return true, 0, false
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if now.Sub(a.swept) > ipSweepEvery {
-		a.sweepLocked(now)
-	}
-	e := a.ips[ip]
-	if e == nil {
-		if len(a.ips) >= ipTableMax {
-			return true, 0 // connection limits still hold the line
-		}
-		e = &ipEntry{limiter: rate.NewLimiter(a.ipRate, a.ipBurst)}
-		a.ips[ip] = e
-	}
-	e.lastSeen = now
-	r := e.limiter.ReserveN(now, 1)
-	if !r.OK() {
-		return false, time.Second
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
-}
-
-func (a *admission) sweepLocked(now time.Time) {
-	a.swept = now
-	for ip, e := range a.ips {
-		if now.Sub(e.lastSeen) > ipIdleExpiry {
-			delete(a.ips, ip)
-		}
-	}
+	return a.ips.allow(ip, now)
 }
 
 // admitReason says why acquire refused.

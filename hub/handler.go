@@ -45,7 +45,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("X-Forwarded-For") != "" && len(s.opts.TrustedProxies) == 0 {
 		s.proxyLog.log(s.log, slog.LevelWarn, "X-Forwarded-For ignored: the peer is not a trusted proxy; set --trusted-proxies to the proxies' addresses", "peer", r.RemoteAddr)
 	}
-	if ok, wait := s.admission.allowHandshake(ip, time.Now()); !ok {
+	ok, wait, shared := s.admission.allowHandshake(ip, time.Now())
+	if shared {
+		s.ipTableLog.log(s.log, slog.LevelWarn, "handshake limiter: the address table is full; addresses it cannot hold share one bucket", "tracked", ipTableMax)
+	}
+	if !ok {
 		s.metrics.HandshakeRefusals.WithLabelValues("ip_rate").Inc()
 		w.Header().Set("Retry-After", retryAfter(wait))
 		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many handshakes from this address; retry later")

@@ -189,22 +189,6 @@ func TestClientIP(t *testing.T) {
 	}
 }
 
-func TestIPTableForgetsIdleAddresses(t *testing.T) {
-	a := newAdmission(Options{HandshakeRate: 1, HandshakeBurst: 1})
-	now := time.Now()
-	for i := range 100 {
-		a.allowHandshake(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), now)
-	}
-	if len(a.ips) != 100 {
-		t.Fatalf("%d entries", len(a.ips))
-	}
-	later := now.Add(ipIdleExpiry + ipSweepEvery + time.Second)
-	a.allowHandshake(netip.MustParseAddr("198.51.100.1"), later)
-	if len(a.ips) != 1 {
-		t.Fatalf("%d entries after the idle ones expired, want 1", len(a.ips))
-	}
-}
-
 func TestStuckSocketDroppedAfterWriteTimeout(t *testing.T) {
 	// A queue long enough that the socket fills before the queue does: the
 	// writer blocks in the kernel, and only the watchdog can end it.

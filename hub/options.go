@@ -79,6 +79,10 @@ type Options struct {
 	// limit.
 	HandshakeRate  float64
 	HandshakeBurst int
+	// HandshakeIPv6Prefix is how many leading bits of an IPv6 address
+	// make one client for HandshakeRate (IPv4 addresses are each their
+	// own). If zero, DefaultHandshakeIPv6Prefix.
+	HandshakeIPv6Prefix int
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's IP. If empty, the TCP peer is the client.
 	TrustedProxies []netip.Prefix
@@ -115,6 +119,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeRate > 0 && o.HandshakeBurst < 1 {
 		o.HandshakeBurst = 1
+	}
+	if o.HandshakeIPv6Prefix <= 0 || o.HandshakeIPv6Prefix > 128 {
+		o.HandshakeIPv6Prefix = DefaultHandshakeIPv6Prefix
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

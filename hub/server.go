@@ -36,10 +36,11 @@ type Server struct {
 	nextID  atomic.Uint64
 	closing atomic.Bool
 
-	watchdog  *watchdog
-	admission *admission
-	rejectLog *logLimiter
-	proxyLog  *logLimiter
+	watchdog   *watchdog
+	admission  *admission
+	rejectLog  *logLimiter
+	proxyLog   *logLimiter
+	ipTableLog *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -51,13 +52,14 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	opts = opts.withDefaults()
 	s := &Server{
-		opts:      opts,
-		log:       opts.Logger,
-		metrics:   opts.Metrics,
-		hub:       newHub(opts.Metrics, opts.MaxSubscriptions),
-		admission: newAdmission(opts),
-		rejectLog: newLogLimiter(time.Second, 5),
-		proxyLog:  newLogLimiter(time.Minute, 1),
+		opts:       opts,
+		log:        opts.Logger,
+		metrics:    opts.Metrics,
+		hub:        newHub(opts.Metrics, opts.MaxSubscriptions),
+		admission:  newAdmission(opts),
+		rejectLog:  newLogLimiter(time.Second, 5),
+		proxyLog:   newLogLimiter(time.Minute, 1),
+		ipTableLog: newLogLimiter(time.Minute, 1),
 		accept: websocket.AcceptOptions{
 			OriginPatterns:  opts.AllowedOrigins,
 			CompressionMode: websocket.CompressionDisabled,
