@@ -66,23 +66,11 @@ func newIPLimiter(perSecond float64, burst, v6Bits int, now time.Time) *ipLimite
 	return l
 }
 
-// groupKey is the address a bucket is kept under.
-func (l *ipLimiter) groupKey(ip netip.Addr) netip.Addr {
-	if ip.Is4() {
-		return ip
-	}
-	p, err := ip.WithZone("").Prefix(l.v6Bits)
-	if err != nil {
-		return ip
-	}
-	return p.Addr()
-}
-
 // allow takes one token for ip at now. When there is none it says how
 // long until there is, and whether ip was charged to the shared overflow
 // bucket because the table was full.
 func (l *ipLimiter) allow(ip netip.Addr, now time.Time) (ok bool, wait time.Duration, shared bool) {
-	key := l.groupKey(ip)
+	key := groupKey(ip, l.v6Bits)
 	t := now.Sub(l.epoch)
 	l.mu.Lock()
 	defer l.mu.Unlock()

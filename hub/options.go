@@ -79,6 +79,14 @@ type Options struct {
 	// limit.
 	HandshakeRate  float64
 	HandshakeBurst int
+	// MaxPending caps the connections not (yet) upgraded to WebSockets,
+	// and MaxPendingPerIP one address's share of them (trusted proxies
+	// excepted); past a cap a new connection is closed at once. They
+	// apply to listeners from Server.Listen. If zero, MaxPending is an
+	// eighth of the file limit (16 to 1024) and MaxPendingPerIP a
+	// quarter of MaxPending; negative means no cap.
+	MaxPending      int
+	MaxPendingPerIP int
 	// HandshakeIPv6Prefix is how many leading bits of an IPv6 address
 	// make one client for HandshakeRate (IPv4 addresses are each their
 	// own). If zero, DefaultHandshakeIPv6Prefix.
@@ -119,6 +127,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeRate > 0 && o.HandshakeBurst < 1 {
 		o.HandshakeBurst = 1
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = defaultMaxPending()
+	}
+	if o.MaxPendingPerIP == 0 {
+		o.MaxPendingPerIP = -1 // no cap, like the total
+		if o.MaxPending > 0 {
+			o.MaxPendingPerIP = max(1, o.MaxPending/pendingShareOfAddress)
+		}
 	}
 	if o.HandshakeIPv6Prefix <= 0 || o.HandshakeIPv6Prefix > 128 {
 		o.HandshakeIPv6Prefix = DefaultHandshakeIPv6Prefix

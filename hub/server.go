@@ -41,6 +41,8 @@ type Server struct {
 	rejectLog  *logLimiter
 	proxyLog   *logLimiter
 	ipTableLog *logLimiter
+	pending    *pendingGate
+	pendingLog *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -87,6 +89,8 @@ func NewServer(opts Options) (*Server, error) {
 		MaxMessageBytes: opts.MaxMessageBytes,
 		Observer:        deliveryObserver{s.metrics},
 	}
+	s.pendingLog = newLogLimiter(10*time.Second, 1)
+	s.pending = newPendingGate(opts, s.log, s.refusePending)
 	s.startWatchdog()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.serveWS)
@@ -95,6 +99,14 @@ func NewServer(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	return s, nil
+}
+
+// refusePending counts and logs a connection closed at accept for being
+// past a pending-connection cap.
+func (s *Server) refusePending(reason string) {
+	s.metrics.HandshakeRefusals.WithLabelValues(reason).Inc()
+	s.pendingLog.log(s.log, slog.LevelWarn, "connections closed at accept: too many not yet upgraded",
+		"reason", reason, "max_pending", s.opts.MaxPending, "max_pending_per_ip", s.opts.MaxPendingPerIP)
 }
 
 // ServeHTTP serves the WebSocket endpoint on / and /ws, and /healthz,

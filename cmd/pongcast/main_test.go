@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,20 @@ import (
 	"github.com/pongcast/pongcast/hub/hubtest"
 )
 
+// childModes are ways a test runs this test binary again as a child
+// process (selected by PONGCAST_TEST_CHILD), for what needs a process of
+// its own, such as a lowered file limit.
+var childModes = map[string]func() int{}
+
 func TestMain(m *testing.M) {
+	if mode := os.Getenv("PONGCAST_TEST_CHILD"); mode != "" {
+		child, ok := childModes[mode]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "no child mode %q\n", mode)
+			os.Exit(2)
+		}
+		os.Exit(child())
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -151,7 +165,13 @@ func (s *server) metric(sample string) string {
 // fetchMetric is metric that returns its error, for use off the test's
 // goroutine.
 func (s *server) fetchMetric(sample string) (string, error) {
-	resp, err := http.Get(s.base + "/metrics")
+	return fetchSample(http.DefaultClient, s.base, sample)
+}
+
+// fetchSample reads one sample line from base's /metrics, or "" when the
+// sample is absent.
+func fetchSample(client *http.Client, base, sample string) (string, error) {
+	resp, err := client.Get(base + "/metrics")
 	if err != nil {
 		return "", err
 	}
