@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -38,6 +39,17 @@ Keys and Redis come from the same PONGCAST_* variables as the server's
 Run 'pongctl <command> --help' for a command's flags.
 `
 
+const tokenUsage = `Usage: pongctl token <subcommand> [flags]
+
+Subcommands:
+  issue    sign a token and print it on stdout:
+             pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
+  verify   check a token and print its claims (exit 1 if invalid):
+             pongctl token verify <jwt>
+
+Run 'pongctl token issue --help' or 'pongctl token verify --help' for their flags.
+`
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
@@ -58,12 +70,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "token":
 		if len(rest) == 0 {
-			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+usage)
+			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+tokenUsage)
 			return exitUsage
+		}
+		if isHelp(rest[0]) {
+			fmt.Fprint(stdout, tokenUsage)
+			return exitOK
 		}
 		switch rest[0] {
 		case "issue":
@@ -78,9 +98,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = e.publish(ctx, rest)
 	case "watch":
 		err = e.watch(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
 	default:
 		fmt.Fprintf(stderr, "pongctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -100,6 +117,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// isHelp reports whether arg asks for help, as the flag package's -h and
+// -help (with one dash or two) do at the level of a subcommand's flags.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 // usageError marks a wrong command line (exit 2) as opposed to a failed
 // operation (exit 1).
 type usageError struct{ msg string }
@@ -113,22 +140,33 @@ func usagef(format string, args ...any) error {
 // flagSet makes a FlagSet whose parse errors count as usage errors.
 func (e env) flagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("pongctl "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: pongctl %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: pongctl %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+// parse parses args into fs. Asked for help, it prints the usage on stdout
+// and returns flag.ErrHelp (exit 0); on a wrong flag it prints the usage on
+// stderr and returns a usageError, which run prints once, last.
+func (e env) parse(fs *flag.FlagSet, args []string) error {
+	// The flag package would print the error and the usage itself, both on
+	// one stream whichever the case: keep it quiet and print them here.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return err
 	}
-	return nil
+	fs.SetOutput(e.stderr)
+	fs.Usage()
+	fmt.Fprintln(e.stderr)
+	return usageError{strings.TrimPrefix(fs.Name(), "pongctl ") + ": " + err.Error()}
 }
 
 // envOr returns the variable's value, or def when it is unset.

@@ -93,7 +93,6 @@ func TestUsageErrors(t *testing.T) {
 		{"publish negative latency", env, []string{"publish", "--exchange", "gateio", "--latency", "-3"}, 2, "--latency"},
 		{"watch without token", env, []string{"watch"}, 2, "--token is required"},
 		{"watch bad url", env, []string{"watch", "--token", "x", "--url", "http://x"}, 2, "ws://"},
-		{"help", env, []string{"token", "issue", "--help"}, 0, "Usage: pongctl token issue"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -102,6 +101,45 @@ func TestUsageErrors(t *testing.T) {
 				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, errOut, tc.code, tc.want)
 			}
 		})
+	}
+}
+
+// TestHelp: asking for help, at any level, is no error: the usage goes to
+// stdout (so it can be piped to a pager) and the exit code is 0.
+func TestHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Usage: pongctl <command>"},
+		{[]string{"-h"}, "Usage: pongctl <command>"},
+		{[]string{"help"}, "Usage: pongctl <command>"},
+		{[]string{"token", "--help"}, "Usage: pongctl token <subcommand>"},
+		{[]string{"token", "-h"}, "Usage: pongctl token <subcommand>"},
+		{[]string{"token", "issue", "--help"}, "Usage: pongctl token issue"},
+		{[]string{"token", "verify", "-h"}, "Usage: pongctl token verify"},
+		{[]string{"publish", "--help"}, "Usage: pongctl publish"},
+		{[]string{"watch", "-h"}, "Usage: pongctl watch"},
+		{[]string{"watch", "--exchanges", "gateio", "-help"}, "Usage: pongctl watch"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := pongctl(t, nil, tc.args...)
+			if code != 0 || !strings.HasPrefix(out, tc.want) || errOut != "" {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit 0, stdout starting %q, empty stderr", code, out, errOut, tc.want)
+			}
+		})
+	}
+}
+
+// TestFlagError: a wrong flag gets the command's usage and then the error,
+// once, on stderr, and exit 2.
+func TestFlagError(t *testing.T) {
+	code, out, errOut := pongctl(t, nil, "token", "issue", "--sub", "a", "--ttl", "soon")
+	if code != 2 || out != "" || !strings.HasPrefix(errOut, "Usage: pongctl token issue") ||
+		strings.Count(errOut, `invalid value "soon" for flag -ttl`) != 1 ||
+		!strings.HasSuffix(errOut, "pongctl: token issue: invalid value \"soon\" for flag -ttl: parse error\n") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
 	}
 }
 

@@ -22,7 +22,7 @@ func (e env) publish(ctx context.Context, args []string) error {
 	raw := fs.String("raw", "", "publish this payload verbatim instead (for testing validation)")
 	redisURL := fs.String("redis-url", e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL), "Redis URL (env PONGCAST_REDIS_URL)")
 	channel := fs.String("channel", e.envOr("PONGCAST_CHANNEL", config.DefaultChannel), "Pub/Sub channel (env PONGCAST_CHANNEL)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

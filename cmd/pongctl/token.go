@@ -22,7 +22,7 @@ func (e env) tokenIssue(args []string) error {
 	alg := fs.String("alg", "HS256", "HMAC algorithm when signing with a secret: HS256, HS384 or HS512")
 	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
 	keyFile := fs.String("jwt-private-key-file", e.getenv("PONGCAST_JWT_PRIVATE_KEY_FILE"), "PEM private key for RS256/ES256/EdDSA (env PONGCAST_JWT_PRIVATE_KEY_FILE)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -75,7 +75,7 @@ func (e env) tokenVerify(args []string) error {
 	aud := fs.String("aud", e.getenv("PONGCAST_JWT_AUDIENCE"), "required audience (env PONGCAST_JWT_AUDIENCE)")
 	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
 	keyFile := fs.String("jwt-public-key-file", e.getenv("PONGCAST_JWT_PUBLIC_KEY_FILE"), "PEM public key (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -21,7 +21,7 @@ func (e env) watch(ctx context.Context, args []string) error {
 	exchanges := fs.String("exchanges", "*", "comma-separated exchanges to subscribe to, or * for all the token allows")
 	count := fs.Int("count", 0, "exit after this many pongs (0: run until interrupted)")
 	timeout := fs.Duration("timeout", 0, "exit with an error if no pong arrives within this long (0: wait forever)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
