@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // Exit codes.
@@ -167,6 +169,28 @@ func (e env) parse(fs *flag.FlagSet, args []string) error {
 	fs.Usage()
 	fmt.Fprintln(e.stderr)
 	return usageError{strings.TrimPrefix(fs.Name(), "pongctl ") + ": " + err.Error()}
+}
+
+// exchangeList splits a comma-separated --exchanges value and normalises
+// each name by the server's own rule, so that a name the server would refuse
+// is refused here, with the rule, rather than mended into another name
+// ("gate io" is not "gateio"). Spaces around a comma and empty items are
+// let go: they name nothing.
+func exchangeList(cmd, value string) ([]string, error) {
+	var names []string
+	for _, item := range strings.Split(value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, err := protocol.NormalizeExchangeOrWildcard(item)
+		if err != nil {
+			return nil, usagef("%s: --exchanges: %s (for example --exchanges gateio,binance, or '*' for all)",
+				cmd, strings.TrimPrefix(err.Error(), "protocol: "))
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }
 
 // envOr returns the variable's value, or def when it is unset.

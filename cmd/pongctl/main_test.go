@@ -84,7 +84,7 @@ func TestUsageErrors(t *testing.T) {
 		{"unknown command", env, []string{"frobnicate"}, 2, "unknown command"},
 		{"issue without sub", env, []string{"token", "issue", "--exchanges", "gateio"}, 2, "--sub is required"},
 		{"issue without key", nil, []string{"token", "issue", "--sub", "a"}, 2, "no signing key"},
-		{"issue with bad exchange", env, []string{"token", "issue", "--sub", "a", "--exchanges", "bad name"}, 1, "invalid exchange"},
+		{"issue with bad exchange", env, []string{"token", "issue", "--sub", "a", "--exchanges", "gateio,bad name"}, 2, `--exchanges: invalid exchange name "bad name": want 1-64 of a-z`},
 		{"issue with short secret", map[string]string{"PONGCAST_JWT_SECRET": "short"}, []string{"token", "issue", "--sub", "a"}, 1, "at least 32"},
 		{"issue with bad ttl", env, []string{"token", "issue", "--sub", "a", "--ttl", "soon"}, 2, "invalid value"},
 		{"verify without token", env, []string{"token", "verify"}, 2, "exactly one token"},
@@ -93,6 +93,7 @@ func TestUsageErrors(t *testing.T) {
 		{"publish negative latency", env, []string{"publish", "--exchange", "gateio", "--latency", "-3"}, 2, "--latency"},
 		{"watch without token", env, []string{"watch"}, 2, "--token is required"},
 		{"watch bad url", env, []string{"watch", "--token", "x", "--url", "http://x"}, 2, "ws://"},
+		{"watch bad exchange", env, []string{"watch", "--token", "x", "--exchanges", "gate io"}, 2, `--exchanges: invalid exchange name "gate io": want 1-64 of a-z`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

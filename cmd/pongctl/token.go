@@ -31,11 +31,9 @@ func (e env) tokenIssue(args []string) error {
 	if *sub == "" {
 		return usagef("token issue: --sub is required")
 	}
-	var names []string
-	for _, n := range strings.Split(*exchanges, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			names = append(names, n)
-		}
+	names, err := exchangeList("token issue", *exchanges)
+	if err != nil {
+		return err
 	}
 	signer, err := e.signer(*secretFile, *keyFile, *alg)
 	if err != nil {

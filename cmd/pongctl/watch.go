@@ -34,9 +34,15 @@ func (e env) watch(ctx context.Context, args []string) error {
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
 		return usagef("watch: --url must be a ws:// or wss:// URL, got %q", *rawURL)
 	}
-	q := u.Query()
-	q.Set("exchanges", strings.ReplaceAll(*exchanges, " ", ""))
-	u.RawQuery = q.Encode()
+	names, err := exchangeList("watch", *exchanges)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		q := u.Query()
+		q.Set("exchanges", strings.Join(names, ","))
+		u.RawQuery = q.Encode()
+	}
 
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
