@@ -71,6 +71,42 @@ func TestTokenIssueAndVerify(t *testing.T) {
 	}
 }
 
+// TestIssueWithoutExchanges: a token for no exchange is still issued (a
+// script gets it on stdout as ever), with a warning on stderr saying how to
+// allow some.
+func TestIssueWithoutExchanges(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"no flag", nil},
+		{"empty", []string{"--exchanges", ""}},
+		{"commas only", []string{"--exchanges", " , "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := pongctl(t, env, append([]string{"token", "issue", "--sub", "a"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			claims, err := hubtest.Verifier(t).Verify(strings.TrimSpace(out))
+			if err != nil || len(claims.Exchanges) != 0 {
+				t.Fatalf("stdout %q: claims %+v, %v; want a valid token for no exchanges", out, claims, err)
+			}
+			for _, want := range []string{"warning", "allows no exchanges", "--exchanges gateio,binance", "'*'"} {
+				if !strings.Contains(errOut, want) {
+					t.Fatalf("stderr %q does not say %q", errOut, want)
+				}
+			}
+		})
+	}
+	// With exchanges: no warning.
+	if code, _, errOut := pongctl(t, env, "token", "issue", "--sub", "a", "--exchanges", "gateio"); code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errOut)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
 	cases := []struct {

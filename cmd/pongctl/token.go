@@ -44,6 +44,11 @@ func (e env) tokenIssue(args []string) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout, token)
+	if len(names) == 0 {
+		// Valid, and good for nothing: say so where a script does not read.
+		fmt.Fprintln(e.stderr, "pongctl: warning: this token allows no exchanges: its holder can connect but subscribe to none;"+
+			" allow some with --exchanges gateio,binance, or all with --exchanges '*'")
+	}
 	return nil
 }
 
