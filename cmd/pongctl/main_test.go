@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -183,6 +184,41 @@ func TestFlagError(t *testing.T) {
 // TestIssueConnectPublishReceive is the operator's whole path: issue a
 // token, watch with it, publish a pong, see it arrive.
 func TestIssueConnectPublishReceive(t *testing.T) {
+	env, wsURL := startServer(t)
+	_, out, _ := pongctl(t, env, "token", "issue", "--sub", "ops", "--exchanges", "gateio", "--ttl", "10m")
+	token := strings.TrimSpace(out)
+	pong := watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"},
+		"--exchange", "gateio", "--latency", "45")
+	if !strings.HasPrefix(pong, `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":45`) {
+		t.Fatalf("pong %s", pong)
+	}
+}
+
+// TestPublishWithoutLatency: a pong published without --latency has no
+// latency field (0 would be a made-up reading), and the server delivers it.
+func TestPublishWithoutLatency(t *testing.T) {
+	env, wsURL := startServer(t)
+	token := hubtest.Token(t, "ops", time.Hour, "gateio")
+	pong := watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"},
+		"--exchange", "gateio", "--status", "disconnected")
+	var envelope struct{ Data map[string]any }
+	if err := json.Unmarshal([]byte(pong), &envelope); err != nil {
+		t.Fatalf("pong %s: %v", pong, err)
+	}
+	if _, ok := envelope.Data["latency"]; ok || envelope.Data["status"] != "disconnected" || envelope.Data["timestamp"] == nil {
+		t.Fatalf("data %v; want a timestamp, status disconnected and no latency", envelope.Data)
+	}
+	// A latency given as 0 is a reading, and is sent.
+	if code, out, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "0"); code != 0 || !strings.Contains(out, `"latency":0,`) {
+		t.Fatalf("publish --latency 0: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// startServer starts a pongcast hub on the test Redis and returns the
+// environment pongctl needs to publish to it (and sign for it), and its
+// WebSocket URL.
+func startServer(t *testing.T) (map[string]string, string) {
+	t.Helper()
 	redisURL := hubtest.RedisURL(t)
 	channel := hubtest.Channel(t)
 	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t), RedisURL: redisURL, Channel: channel})
@@ -199,41 +235,43 @@ func TestIssueConnectPublishReceive(t *testing.T) {
 		cancel()
 		<-feedDone
 	})
-	for !srv.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
-
 	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret, "PONGCAST_REDIS_URL": redisURL, "PONGCAST_CHANNEL": channel}
-	_, out, _ := pongctl(t, env, "token", "issue", "--sub", "ops", "--exchanges", "gateio", "--ttl", "10m")
-	token := strings.TrimSpace(out)
+	return env, "ws" + strings.TrimPrefix(ts.URL, "http")
+}
 
+// watchOnePong runs pongctl watch with watchArgs until it prints one pong,
+// running pongctl publish with publishArgs meanwhile (until the server has
+// subscribed to Redis and the watcher to the exchange, pongs are lost), and
+// returns the pong's line.
+func watchOnePong(t *testing.T, env map[string]string, watchArgs []string, publishArgs ...string) string {
+	t.Helper()
 	type result struct {
 		code     int
 		out, err string
 	}
 	watched := make(chan result, 1)
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http")
 	go func() {
-		code, out, errOut := pongctl(t, env, "watch", "--url", wsURL, "--token", token, "--exchanges", "gateio", "--count", "1", "--timeout", "10s")
+		code, out, errOut := pongctl(t, env, append([]string{"watch", "--count", "1", "--timeout", "10s"}, watchArgs...)...)
 		watched <- result{code, out, errOut}
 	}()
-	// Publish until the watcher has subscribed and received one.
 	deadline := time.After(15 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case r := <-watched:
-			if r.code != 0 || !strings.Contains(r.out, `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":45`) {
-				t.Fatalf("watch: exit %d\nstdout %s\nstderr %s", r.code, r.out, r.err)
+			for _, line := range strings.Split(r.out, "\n") {
+				if r.code == 0 && strings.HasPrefix(line, `{"type":"exchange:pong"`) {
+					return line
+				}
 			}
-			return
+			t.Fatalf("watch: exit %d\nstdout %s\nstderr %s", r.code, r.out, r.err)
 		case <-tick.C:
-			if code, _, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "45"); code != 0 {
+			if code, _, errOut := pongctl(t, env, append([]string{"publish"}, publishArgs...)...); code != 0 {
 				t.Fatalf("publish: exit %d: %s", code, errOut)
 			}
 		case <-deadline:
-			t.Fatal("watch did not receive the pong within 15s")
+			t.Fatal("watch did not receive a pong within 15s")
 		}
 	}
 }

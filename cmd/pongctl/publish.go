@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"time"
@@ -16,7 +17,7 @@ import (
 func (e env) publish(ctx context.Context, args []string) error {
 	fs := e.flagSet("publish", "publish --exchange <name> [--latency ms] [--status connected|disconnected|error] [flags]")
 	exchange := fs.String("exchange", "", "exchange name (required)")
-	latency := fs.Float64("latency", 0, "latency in ms")
+	latency := fs.Float64("latency", 0, "latency in ms, a finite number >= 0 (not given: the pong has no latency field)")
 	status := fs.String("status", protocol.StatusConnected, "connected, disconnected or error")
 	timestamp := fs.Int64("timestamp", 0, "pong timestamp in Unix ms (0: now)")
 	raw := fs.String("raw", "", "publish this payload verbatim instead (for testing validation)")
@@ -37,7 +38,7 @@ func (e env) publish(ctx context.Context, args []string) error {
 			return usagef("publish: --exchange: %v", err)
 		}
 		if *latency < 0 || math.IsNaN(*latency) || math.IsInf(*latency, 0) {
-			return usagef("publish: --latency must be a finite number >= 0")
+			return usagef("publish: --latency must be a finite number >= 0 (ms, for example --latency 45), got %v", *latency)
 		}
 		switch *status {
 		case protocol.StatusConnected, protocol.StatusDisconnected, protocol.StatusError:
@@ -48,9 +49,15 @@ func (e env) publish(ctx context.Context, args []string) error {
 		if ts == 0 {
 			ts = time.Now().UnixMilli()
 		}
-		payload, _ = json.Marshal(map[string]any{
-			"exchange": *exchange, "latency": *latency, "timestamp": ts, "status": *status,
+		pong := map[string]any{"exchange": *exchange, "timestamp": ts, "status": *status}
+		// A latency of 0 is a plausible reading: leave the field out rather
+		// than make one up (the server accepts a pong without it).
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "latency" {
+				pong["latency"] = *latency
+			}
 		})
+		payload, _ = json.Marshal(pong)
 	}
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {
