@@ -4,7 +4,7 @@
 //	pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
 //	pongctl token verify <jwt>
 //	pongctl publish --exchange gateio --latency 45 --status connected
-//	pongctl watch --url ws://localhost:2808 --token <jwt> --exchanges gateio
+//	PONGCAST_TOKEN=<jwt> pongctl watch --url ws://localhost:2808 --exchanges gateio
 package main
 
 import (
@@ -38,6 +38,10 @@ Commands:
 
 Keys and Redis come from the same PONGCAST_* variables as the server's
 (PONGCAST_JWT_SECRET, PONGCAST_JWT_SECRET_FILE, PONGCAST_REDIS_URL, ...).
+watch takes its token from PONGCAST_TOKEN when --token is not given
+(a flag's value shows in ps, a variable's does not).
+
+Exit codes: 0 done, 1 failed (invalid token, Redis down, ...), 2 wrong command line.
 Run 'pongctl <command> --help' for a command's flags.
 `
 

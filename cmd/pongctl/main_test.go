@@ -128,7 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{"publish without exchange", env, []string{"publish"}, 2, "--exchange is required"},
 		{"publish bad status", env, []string{"publish", "--exchange", "gateio", "--status", "asleep"}, 2, "--status"},
 		{"publish negative latency", env, []string{"publish", "--exchange", "gateio", "--latency", "-3"}, 2, "--latency"},
-		{"watch without token", env, []string{"watch"}, 2, "--token is required"},
+		{"watch without token", env, []string{"watch"}, 2, "no token: set PONGCAST_TOKEN=<jwt> (or give --token <jwt>)"},
 		{"watch bad url", env, []string{"watch", "--token", "x", "--url", "http://x"}, 2, "ws://"},
 		{"watch bad exchange", env, []string{"watch", "--token", "x", "--exchanges", "gate io"}, 2, `--exchanges: invalid exchange name "gate io": want 1-64 of a-z`},
 	}
@@ -165,6 +165,29 @@ func TestHelp(t *testing.T) {
 			code, out, errOut := pongctl(t, nil, tc.args...)
 			if code != 0 || !strings.HasPrefix(out, tc.want) || errOut != "" {
 				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit 0, stdout starting %q, empty stderr", code, out, errOut, tc.want)
+			}
+		})
+	}
+}
+
+// TestHelpShowsNoSecrets: the usage tells where the token and the Redis
+// URL may come from without printing what the environment holds (a Redis
+// URL may carry a password).
+func TestHelpShowsNoSecrets(t *testing.T) {
+	env := map[string]string{"PONGCAST_TOKEN": "secret-token-value", "PONGCAST_REDIS_URL": "redis://:secret-password@127.0.0.1:6379/0"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "PONGCAST_TOKEN"},
+		{[]string{"watch", "--help"}, "env PONGCAST_TOKEN"},
+		{[]string{"publish", "--help"}, "env PONGCAST_REDIS_URL"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := pongctl(t, env, tc.args...)
+			if code != 0 || !strings.Contains(out, tc.want) || strings.Contains(out+errOut, "secret-") {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit 0, %q and no secret", code, out, errOut, tc.want)
 			}
 		})
 	}
@@ -212,6 +235,18 @@ func TestPublishWithoutLatency(t *testing.T) {
 	if code, out, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "0"); code != 0 || !strings.Contains(out, `"latency":0,`) {
 		t.Fatalf("publish --latency 0: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// TestWatchTokenFromEnv: watch takes its token from PONGCAST_TOKEN, so it
+// need not show in ps; --token, when given, wins.
+func TestWatchTokenFromEnv(t *testing.T) {
+	env, wsURL := startServer(t)
+	token := hubtest.Token(t, "ops", time.Hour, "gateio")
+	env["PONGCAST_TOKEN"] = token
+	watchOnePong(t, env, []string{"--url", wsURL, "--exchanges", "gateio"}, "--exchange", "gateio")
+
+	env["PONGCAST_TOKEN"] = "not-a-token"
+	watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"}, "--exchange", "gateio")
 }
 
 // startServer starts a pongcast hub on the test Redis and returns the

@@ -21,7 +21,8 @@ func (e env) publish(ctx context.Context, args []string) error {
 	status := fs.String("status", protocol.StatusConnected, "connected, disconnected or error")
 	timestamp := fs.Int64("timestamp", 0, "pong timestamp in Unix ms (0: now)")
 	raw := fs.String("raw", "", "publish this payload verbatim instead (for testing validation)")
-	redisURL := fs.String("redis-url", e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL), "Redis URL (env PONGCAST_REDIS_URL)")
+	// No default from the environment: --help would print a password in it.
+	redisURL := fs.String("redis-url", "", "Redis URL (if not given: env PONGCAST_REDIS_URL, else "+config.DefaultRedisURL+")")
 	channel := fs.String("channel", e.envOr("PONGCAST_CHANNEL", config.DefaultChannel), "Pub/Sub channel (env PONGCAST_CHANNEL)")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -58,6 +59,9 @@ func (e env) publish(ctx context.Context, args []string) error {
 			}
 		})
 		payload, _ = json.Marshal(pong)
+	}
+	if *redisURL == "" {
+		*redisURL = e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL)
 	}
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {
