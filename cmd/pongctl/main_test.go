@@ -7,12 +7,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/hub"
 	"github.com/pongcast/pongcast/hub/hubtest"
 )
@@ -69,6 +71,27 @@ func TestTokenIssueAndVerify(t *testing.T) {
 	}
 	if code, _, errOut := pongctl(t, nil, "token", "verify", "--jwt-secret-file", file, token); code != 0 {
 		t.Fatalf("verify with secret file: exit %d: %s", code, errOut)
+	}
+}
+
+// TestVerifyWithinLeeway: a token past its exp but within the server's
+// leeway still verifies (exit 0), and the output says so and when the
+// server stops taking it, instead of a plain "valid: true".
+func TestVerifyWithinLeeway(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	expired := func(ago time.Duration) string {
+		return hubtest.Sign(t, auth.TokenSpec{Subject: "alice", Exchanges: []string{"gateio"}, TTL: time.Hour, Now: time.Now().Add(-time.Hour - ago)})
+	}
+	code, out, errOut := pongctl(t, env, "token", "verify", expired(10*time.Second))
+	if code != 0 || !regexp.MustCompile(`(?m)^valid \(within leeway\): 1[0-2]s past exp; the server accepts it until \S+ \(exp \+ 30s leeway, in (1[89]|20)s\)`).MatchString(out) ||
+		strings.Contains(out, "valid: true") || !regexp.MustCompile(`(?m)^expires: \S+ \(1[0-2]s ago\)$`).MatchString(out) ||
+		!strings.Contains(out, "\nsub: alice\n") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	// Past the leeway: invalid, as before.
+	code, out, errOut = pongctl(t, env, "token", "verify", expired(time.Minute))
+	if code != 1 || !strings.Contains(out, "valid: false") || !strings.Contains(errOut, "expired") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 }
 

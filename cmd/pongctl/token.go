@@ -112,10 +112,30 @@ func (e env) tokenVerify(args []string) error {
 		fmt.Fprintln(e.stdout, "valid: false")
 		return err
 	}
-	fmt.Fprintf(e.stdout, "valid: true\nsub: %s\nexchanges: %s\nexpires: %s (in %s)\n",
-		claims.Subject, strings.Join(claims.Exchanges, ","), claims.ExpiresAt.UTC().Format(time.RFC3339),
-		time.Until(claims.ExpiresAt).Round(time.Second))
+	exp := claims.ExpiresAt.UTC().Format(time.RFC3339)
+	when := "in " + roundDuration(time.Until(claims.ExpiresAt))
+	if past := time.Since(claims.ExpiresAt); past > 0 {
+		// Accepted for the clock skew the server allows, not for long: the
+		// operator must know it is about to be refused, and when.
+		cut := claims.ExpiresAt.Add(auth.DefaultLeeway)
+		fmt.Fprintf(e.stdout, "valid (within leeway): %s past exp; the server accepts it until %s (exp + %s leeway, in %s), and closes connections made with it then\n",
+			roundDuration(past), cut.UTC().Format(time.RFC3339), auth.DefaultLeeway, roundDuration(time.Until(cut)))
+		when = roundDuration(past) + " ago"
+	} else {
+		fmt.Fprintln(e.stdout, "valid: true")
+	}
+	fmt.Fprintf(e.stdout, "sub: %s\nexchanges: %s\nexpires: %s (%s)\n",
+		claims.Subject, strings.Join(claims.Exchanges, ","), exp, when)
 	return nil
+}
+
+// roundDuration rounds d to whole seconds for display, or to milliseconds
+// under a second, where whole seconds would say 0s.
+func roundDuration(d time.Duration) string {
+	if d > -time.Second && d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // payloadOf decodes a JWT's claims segment without verifying it.
