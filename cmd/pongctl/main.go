@@ -172,7 +172,19 @@ func (e env) parse(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(e.stderr)
 	fs.Usage()
 	fmt.Fprintln(e.stderr)
-	return usageError{strings.TrimPrefix(fs.Name(), "pongctl ") + ": " + err.Error()}
+	return usageError{commandOf(fs) + ": " + err.Error()}
+}
+
+// commandOf names fs's command as the messages do: "token issue".
+func commandOf(fs *flag.FlagSet) string { return strings.TrimPrefix(fs.Name(), "pongctl ") }
+
+// noArgs refuses what the flags left over: these commands take every value
+// after a flag, and a stray word is most likely one whose flag was forgotten.
+func noArgs(fs *flag.FlagSet, example string) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return usagef("%s: unexpected argument %q: every value goes after its flag, as in %s", commandOf(fs), fs.Arg(0), example)
 }
 
 // exchangeList splits a comma-separated --exchanges value and normalises

@@ -27,13 +27,13 @@ func (e env) publish(ctx context.Context, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("publish: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--exchange gateio"); err != nil {
+		return err
 	}
 	payload := []byte(*raw)
 	if *raw == "" {
 		if *exchange == "" {
-			return usagef("publish: --exchange is required")
+			return usagef("publish: --exchange is required, for example --exchange gateio")
 		}
 		if _, err := protocol.NormalizeExchange(*exchange); err != nil {
 			return usagef("publish: --exchange: %v", err)

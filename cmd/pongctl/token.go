@@ -25,11 +25,14 @@ func (e env) tokenIssue(args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("token issue: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--sub alice"); err != nil {
+		return err
 	}
 	if *sub == "" {
-		return usagef("token issue: --sub is required")
+		return usagef("token issue: --sub is required: who holds the token, for example --sub alice")
+	}
+	if *ttl <= 0 {
+		return usagef("token issue: --ttl must be more than 0, for example --ttl 24h or --ttl 30m, got %s", *ttl)
 	}
 	names, err := exchangeList("token issue", *exchanges)
 	if err != nil {
@@ -59,8 +62,13 @@ func (e env) signer(secretFile, keyFile, alg string) (*auth.Signer, error) {
 	}
 	switch {
 	case len(secret) > 0 && keyFile != "":
-		return nil, usagef("give an HMAC secret or a private key, not both")
+		return nil, usagef("give an HMAC secret (PONGCAST_JWT_SECRET or --jwt-secret-file) or a private key (--jwt-private-key-file), not both")
 	case len(secret) > 0:
+		switch alg {
+		case "HS256", "HS384", "HS512":
+		default:
+			return nil, usagef("token issue: --alg must be HS256, HS384 or HS512 with an HMAC secret, got %q (with --jwt-private-key-file the key sets the algorithm)", alg)
+		}
 		return auth.NewHMACSigner(secret, alg)
 	case keyFile != "":
 		pem, err := os.ReadFile(keyFile)
@@ -82,7 +90,7 @@ func (e env) tokenVerify(args []string) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("token verify: want exactly one token argument")
+		return usagef("token verify: want exactly one token argument, as in: pongctl token verify <jwt> (got %d)", fs.NArg())
 	}
 	token := strings.TrimSpace(fs.Arg(0))
 	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), *secretFile)

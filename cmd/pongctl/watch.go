@@ -27,8 +27,14 @@ func (e env) watch(ctx context.Context, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("watch: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--exchanges gateio"); err != nil {
+		return err
+	}
+	if *count < 0 {
+		return usagef("watch: --count must be 0 (run until interrupted) or more, got %d", *count)
+	}
+	if *timeout < 0 {
+		return usagef("watch: --timeout must be 0 (wait forever) or more, for example --timeout 90s, got %s", *timeout)
 	}
 	if *token == "" {
 		*token = e.getenv("PONGCAST_TOKEN")
