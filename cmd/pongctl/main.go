@@ -4,7 +4,7 @@
 //	pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
 //	pongctl token verify <jwt>
 //	pongctl publish --exchange gateio --latency 45 --status connected
-//	pongctl watch --url ws://localhost:2808 --token <jwt> --exchanges gateio
+//	PONGCAST_TOKEN=<jwt> pongctl watch --url ws://localhost:2808 --exchanges gateio
 package main
 
 import (
@@ -15,7 +15,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // Exit codes.
@@ -35,7 +38,22 @@ Commands:
 
 Keys and Redis come from the same PONGCAST_* variables as the server's
 (PONGCAST_JWT_SECRET, PONGCAST_JWT_SECRET_FILE, PONGCAST_REDIS_URL, ...).
+watch takes its token from PONGCAST_TOKEN when --token is not given
+(a flag's value shows in ps, a variable's does not).
+
+Exit codes: 0 done, 1 failed (invalid token, Redis down, ...), 2 wrong command line.
 Run 'pongctl <command> --help' for a command's flags.
+`
+
+const tokenUsage = `Usage: pongctl token <subcommand> [flags]
+
+Subcommands:
+  issue    sign a token and print it on stdout:
+             pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
+  verify   check a token and print its claims (exit 1 if invalid):
+             pongctl token verify <jwt>
+
+Run 'pongctl token issue --help' or 'pongctl token verify --help' for their flags.
 `
 
 func main() {
@@ -58,12 +76,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
+	if isHelp(args[0]) {
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "token":
 		if len(rest) == 0 {
-			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+usage)
+			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+tokenUsage)
 			return exitUsage
+		}
+		if isHelp(rest[0]) {
+			fmt.Fprint(stdout, tokenUsage)
+			return exitOK
 		}
 		switch rest[0] {
 		case "issue":
@@ -78,9 +104,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		err = e.publish(ctx, rest)
 	case "watch":
 		err = e.watch(ctx, rest)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
 	default:
 		fmt.Fprintf(stderr, "pongctl: unknown command %q\n\n%s", cmd, usage)
 		return exitUsage
@@ -100,6 +123,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 }
 
+// isHelp reports whether arg asks for help, as the flag package's -h and
+// -help (with one dash or two) do at the level of a subcommand's flags.
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
 // usageError marks a wrong command line (exit 2) as opposed to a failed
 // operation (exit 1).
 type usageError struct{ msg string }
@@ -113,22 +146,67 @@ func usagef(format string, args ...any) error {
 // flagSet makes a FlagSet whose parse errors count as usage errors.
 func (e env) flagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("pongctl "+name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: pongctl %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: pongctl %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err.Error()}
+// parse parses args into fs. Asked for help, it prints the usage on stdout
+// and returns flag.ErrHelp (exit 0); on a wrong flag it prints the usage on
+// stderr and returns a usageError, which run prints once, last.
+func (e env) parse(fs *flag.FlagSet, args []string) error {
+	// The flag package would print the error and the usage itself, both on
+	// one stream whichever the case: keep it quiet and print them here.
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		return err
 	}
-	return nil
+	fs.SetOutput(e.stderr)
+	fs.Usage()
+	fmt.Fprintln(e.stderr)
+	return usageError{commandOf(fs) + ": " + err.Error()}
+}
+
+// commandOf names fs's command as the messages do: "token issue".
+func commandOf(fs *flag.FlagSet) string { return strings.TrimPrefix(fs.Name(), "pongctl ") }
+
+// noArgs refuses what the flags left over: these commands take every value
+// after a flag, and a stray word is most likely one whose flag was forgotten.
+func noArgs(fs *flag.FlagSet, example string) error {
+	if fs.NArg() == 0 {
+		return nil
+	}
+	return usagef("%s: unexpected argument %q: every value goes after its flag, as in %s", commandOf(fs), fs.Arg(0), example)
+}
+
+// exchangeList splits a comma-separated --exchanges value and normalises
+// each name by the server's own rule, so that a name the server would refuse
+// is refused here, with the rule, rather than mended into another name
+// ("gate io" is not "gateio"). Spaces around a comma and empty items are
+// let go: they name nothing.
+func exchangeList(cmd, value string) ([]string, error) {
+	var names []string
+	for _, item := range strings.Split(value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, err := protocol.NormalizeExchangeOrWildcard(item)
+		if err != nil {
+			return nil, usagef("%s: --exchanges: %s (for example --exchanges gateio,binance, or '*' for all)",
+				cmd, strings.TrimPrefix(err.Error(), "protocol: "))
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }
 
 // envOr returns the variable's value, or def when it is unset.

@@ -3,15 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/hub"
 	"github.com/pongcast/pongcast/hub/hubtest"
 )
@@ -71,6 +74,63 @@ func TestTokenIssueAndVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyWithinLeeway: a token past its exp but within the server's
+// leeway still verifies (exit 0), and the output says so and when the
+// server stops taking it, instead of a plain "valid: true".
+func TestVerifyWithinLeeway(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	expired := func(ago time.Duration) string {
+		return hubtest.Sign(t, auth.TokenSpec{Subject: "alice", Exchanges: []string{"gateio"}, TTL: time.Hour, Now: time.Now().Add(-time.Hour - ago)})
+	}
+	code, out, errOut := pongctl(t, env, "token", "verify", expired(10*time.Second))
+	if code != 0 || !regexp.MustCompile(`(?m)^valid \(within leeway\): 1[0-2]s past exp; the server accepts it until \S+ \(exp \+ 30s leeway, in (1[89]|20)s\)`).MatchString(out) ||
+		strings.Contains(out, "valid: true") || !regexp.MustCompile(`(?m)^expires: \S+ \(1[0-2]s ago\)$`).MatchString(out) ||
+		!strings.Contains(out, "\nsub: alice\n") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	// Past the leeway: invalid, as before.
+	code, out, errOut = pongctl(t, env, "token", "verify", expired(time.Minute))
+	if code != 1 || !strings.Contains(out, "valid: false") || !strings.Contains(errOut, "expired") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+}
+
+// TestIssueWithoutExchanges: a token for no exchange is still issued (a
+// script gets it on stdout as ever), with a warning on stderr saying how to
+// allow some.
+func TestIssueWithoutExchanges(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"no flag", nil},
+		{"empty", []string{"--exchanges", ""}},
+		{"commas only", []string{"--exchanges", " , "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := pongctl(t, env, append([]string{"token", "issue", "--sub", "a"}, tc.args...)...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			claims, err := hubtest.Verifier(t).Verify(strings.TrimSpace(out))
+			if err != nil || len(claims.Exchanges) != 0 {
+				t.Fatalf("stdout %q: claims %+v, %v; want a valid token for no exchanges", out, claims, err)
+			}
+			for _, want := range []string{"warning", "allows no exchanges", "--exchanges gateio,binance", "'*'"} {
+				if !strings.Contains(errOut, want) {
+					t.Fatalf("stderr %q does not say %q", errOut, want)
+				}
+			}
+		})
+	}
+	// With exchanges: no warning.
+	if code, _, errOut := pongctl(t, env, "token", "issue", "--sub", "a", "--exchanges", "gateio"); code != 0 || errOut != "" {
+		t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, errOut)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
 	cases := []struct {
@@ -82,18 +142,24 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", env, nil, 2, "Usage: pongctl"},
 		{"unknown command", env, []string{"frobnicate"}, 2, "unknown command"},
-		{"issue without sub", env, []string{"token", "issue", "--exchanges", "gateio"}, 2, "--sub is required"},
+		{"issue without sub", env, []string{"token", "issue", "--exchanges", "gateio"}, 2, "--sub is required: who holds the token, for example --sub alice"},
+		{"issue with a stray word", env, []string{"token", "issue", "alice"}, 2, `unexpected argument "alice": every value goes after its flag, as in --sub alice`},
+		{"issue with zero ttl", env, []string{"token", "issue", "--sub", "a", "--ttl", "0s"}, 2, "--ttl must be more than 0, for example --ttl 24h"},
+		{"issue with negative ttl", env, []string{"token", "issue", "--sub", "a", "--ttl", "-1h"}, 2, "--ttl must be more than 0"},
+		{"issue with bad alg", env, []string{"token", "issue", "--sub", "a", "--alg", "RS256"}, 2, `--alg must be HS256, HS384 or HS512 with an HMAC secret, got "RS256"`},
 		{"issue without key", nil, []string{"token", "issue", "--sub", "a"}, 2, "no signing key"},
-		{"issue with bad exchange", env, []string{"token", "issue", "--sub", "a", "--exchanges", "bad name"}, 1, "invalid exchange"},
+		{"issue with bad exchange", env, []string{"token", "issue", "--sub", "a", "--exchanges", "gateio,bad name"}, 2, `--exchanges: invalid exchange name "bad name": want 1-64 of a-z`},
 		{"issue with short secret", map[string]string{"PONGCAST_JWT_SECRET": "short"}, []string{"token", "issue", "--sub", "a"}, 1, "at least 32"},
 		{"issue with bad ttl", env, []string{"token", "issue", "--sub", "a", "--ttl", "soon"}, 2, "invalid value"},
-		{"verify without token", env, []string{"token", "verify"}, 2, "exactly one token"},
-		{"publish without exchange", env, []string{"publish"}, 2, "--exchange is required"},
+		{"verify without token", env, []string{"token", "verify"}, 2, "exactly one token argument, as in: pongctl token verify <jwt>"},
+		{"publish without exchange", env, []string{"publish"}, 2, "--exchange is required, for example --exchange gateio"},
 		{"publish bad status", env, []string{"publish", "--exchange", "gateio", "--status", "asleep"}, 2, "--status"},
 		{"publish negative latency", env, []string{"publish", "--exchange", "gateio", "--latency", "-3"}, 2, "--latency"},
-		{"watch without token", env, []string{"watch"}, 2, "--token is required"},
+		{"watch without token", env, []string{"watch"}, 2, "no token: set PONGCAST_TOKEN=<jwt> (or give --token <jwt>)"},
 		{"watch bad url", env, []string{"watch", "--token", "x", "--url", "http://x"}, 2, "ws://"},
-		{"help", env, []string{"token", "issue", "--help"}, 0, "Usage: pongctl token issue"},
+		{"watch negative count", env, []string{"watch", "--token", "x", "--count", "-1"}, 2, "--count must be 0 (run until interrupted) or more"},
+		{"watch negative timeout", env, []string{"watch", "--token", "x", "--timeout", "-1s"}, 2, "--timeout must be 0 (wait forever) or more"},
+		{"watch bad exchange", env, []string{"watch", "--token", "x", "--exchanges", "gate io"}, 2, `--exchanges: invalid exchange name "gate io": want 1-64 of a-z`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,9 +171,118 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
+// TestHelp: asking for help, at any level, is no error: the usage goes to
+// stdout (so it can be piped to a pager) and the exit code is 0.
+func TestHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "Usage: pongctl <command>"},
+		{[]string{"-h"}, "Usage: pongctl <command>"},
+		{[]string{"help"}, "Usage: pongctl <command>"},
+		{[]string{"token", "--help"}, "Usage: pongctl token <subcommand>"},
+		{[]string{"token", "-h"}, "Usage: pongctl token <subcommand>"},
+		{[]string{"token", "issue", "--help"}, "Usage: pongctl token issue"},
+		{[]string{"token", "verify", "-h"}, "Usage: pongctl token verify"},
+		{[]string{"publish", "--help"}, "Usage: pongctl publish"},
+		{[]string{"watch", "-h"}, "Usage: pongctl watch"},
+		{[]string{"watch", "--exchanges", "gateio", "-help"}, "Usage: pongctl watch"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := pongctl(t, nil, tc.args...)
+			if code != 0 || !strings.HasPrefix(out, tc.want) || errOut != "" {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit 0, stdout starting %q, empty stderr", code, out, errOut, tc.want)
+			}
+		})
+	}
+}
+
+// TestHelpShowsNoSecrets: the usage tells where the token and the Redis
+// URL may come from without printing what the environment holds (a Redis
+// URL may carry a password).
+func TestHelpShowsNoSecrets(t *testing.T) {
+	env := map[string]string{"PONGCAST_TOKEN": "secret-token-value", "PONGCAST_REDIS_URL": "redis://:secret-password@127.0.0.1:6379/0"}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--help"}, "PONGCAST_TOKEN"},
+		{[]string{"watch", "--help"}, "env PONGCAST_TOKEN"},
+		{[]string{"publish", "--help"}, "env PONGCAST_REDIS_URL"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, out, errOut := pongctl(t, env, tc.args...)
+			if code != 0 || !strings.Contains(out, tc.want) || strings.Contains(out+errOut, "secret-") {
+				t.Fatalf("exit %d\nstdout %q\nstderr %q\nwant exit 0, %q and no secret", code, out, errOut, tc.want)
+			}
+		})
+	}
+}
+
+// TestFlagError: a wrong flag gets the command's usage and then the error,
+// once, on stderr, and exit 2.
+func TestFlagError(t *testing.T) {
+	code, out, errOut := pongctl(t, nil, "token", "issue", "--sub", "a", "--ttl", "soon")
+	if code != 2 || out != "" || !strings.HasPrefix(errOut, "Usage: pongctl token issue") ||
+		strings.Count(errOut, `invalid value "soon" for flag -ttl`) != 1 ||
+		!strings.HasSuffix(errOut, "pongctl: token issue: invalid value \"soon\" for flag -ttl: parse error\n") {
+		t.Fatalf("exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+}
+
 // TestIssueConnectPublishReceive is the operator's whole path: issue a
 // token, watch with it, publish a pong, see it arrive.
 func TestIssueConnectPublishReceive(t *testing.T) {
+	env, wsURL := startServer(t)
+	_, out, _ := pongctl(t, env, "token", "issue", "--sub", "ops", "--exchanges", "gateio", "--ttl", "10m")
+	token := strings.TrimSpace(out)
+	pong := watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"},
+		"--exchange", "gateio", "--latency", "45")
+	if !strings.HasPrefix(pong, `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":45`) {
+		t.Fatalf("pong %s", pong)
+	}
+}
+
+// TestPublishWithoutLatency: a pong published without --latency has no
+// latency field (0 would be a made-up reading), and the server delivers it.
+func TestPublishWithoutLatency(t *testing.T) {
+	env, wsURL := startServer(t)
+	token := hubtest.Token(t, "ops", time.Hour, "gateio")
+	pong := watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"},
+		"--exchange", "gateio", "--status", "disconnected")
+	var envelope struct{ Data map[string]any }
+	if err := json.Unmarshal([]byte(pong), &envelope); err != nil {
+		t.Fatalf("pong %s: %v", pong, err)
+	}
+	if _, ok := envelope.Data["latency"]; ok || envelope.Data["status"] != "disconnected" || envelope.Data["timestamp"] == nil {
+		t.Fatalf("data %v; want a timestamp, status disconnected and no latency", envelope.Data)
+	}
+	// A latency given as 0 is a reading, and is sent.
+	if code, out, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "0"); code != 0 || !strings.Contains(out, `"latency":0,`) {
+		t.Fatalf("publish --latency 0: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+// TestWatchTokenFromEnv: watch takes its token from PONGCAST_TOKEN, so it
+// need not show in ps; --token, when given, wins.
+func TestWatchTokenFromEnv(t *testing.T) {
+	env, wsURL := startServer(t)
+	token := hubtest.Token(t, "ops", time.Hour, "gateio")
+	env["PONGCAST_TOKEN"] = token
+	watchOnePong(t, env, []string{"--url", wsURL, "--exchanges", "gateio"}, "--exchange", "gateio")
+
+	env["PONGCAST_TOKEN"] = "not-a-token"
+	watchOnePong(t, env, []string{"--url", wsURL, "--token", token, "--exchanges", "gateio"}, "--exchange", "gateio")
+}
+
+// startServer starts a pongcast hub on the test Redis and returns the
+// environment pongctl needs to publish to it (and sign for it), and its
+// WebSocket URL.
+func startServer(t *testing.T) (map[string]string, string) {
+	t.Helper()
 	redisURL := hubtest.RedisURL(t)
 	channel := hubtest.Channel(t)
 	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t), RedisURL: redisURL, Channel: channel})
@@ -124,41 +299,43 @@ func TestIssueConnectPublishReceive(t *testing.T) {
 		cancel()
 		<-feedDone
 	})
-	for !srv.Ready() {
-		time.Sleep(10 * time.Millisecond)
-	}
-
 	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret, "PONGCAST_REDIS_URL": redisURL, "PONGCAST_CHANNEL": channel}
-	_, out, _ := pongctl(t, env, "token", "issue", "--sub", "ops", "--exchanges", "gateio", "--ttl", "10m")
-	token := strings.TrimSpace(out)
+	return env, "ws" + strings.TrimPrefix(ts.URL, "http")
+}
 
+// watchOnePong runs pongctl watch with watchArgs until it prints one pong,
+// running pongctl publish with publishArgs meanwhile (until the server has
+// subscribed to Redis and the watcher to the exchange, pongs are lost), and
+// returns the pong's line.
+func watchOnePong(t *testing.T, env map[string]string, watchArgs []string, publishArgs ...string) string {
+	t.Helper()
 	type result struct {
 		code     int
 		out, err string
 	}
 	watched := make(chan result, 1)
-	wsURL := "ws" + strings.TrimPrefix(ts.URL, "http")
 	go func() {
-		code, out, errOut := pongctl(t, env, "watch", "--url", wsURL, "--token", token, "--exchanges", "gateio", "--count", "1", "--timeout", "10s")
+		code, out, errOut := pongctl(t, env, append([]string{"watch", "--count", "1", "--timeout", "10s"}, watchArgs...)...)
 		watched <- result{code, out, errOut}
 	}()
-	// Publish until the watcher has subscribed and received one.
 	deadline := time.After(15 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case r := <-watched:
-			if r.code != 0 || !strings.Contains(r.out, `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":45`) {
-				t.Fatalf("watch: exit %d\nstdout %s\nstderr %s", r.code, r.out, r.err)
+			for _, line := range strings.Split(r.out, "\n") {
+				if r.code == 0 && strings.HasPrefix(line, `{"type":"exchange:pong"`) {
+					return line
+				}
 			}
-			return
+			t.Fatalf("watch: exit %d\nstdout %s\nstderr %s", r.code, r.out, r.err)
 		case <-tick.C:
-			if code, _, errOut := pongctl(t, env, "publish", "--exchange", "gateio", "--latency", "45"); code != 0 {
+			if code, _, errOut := pongctl(t, env, append([]string{"publish"}, publishArgs...)...); code != 0 {
 				t.Fatalf("publish: exit %d: %s", code, errOut)
 			}
 		case <-deadline:
-			t.Fatal("watch did not receive the pong within 15s")
+			t.Fatal("watch did not receive a pong within 15s")
 		}
 	}
 }

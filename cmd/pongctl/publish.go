@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"time"
@@ -16,28 +17,29 @@ import (
 func (e env) publish(ctx context.Context, args []string) error {
 	fs := e.flagSet("publish", "publish --exchange <name> [--latency ms] [--status connected|disconnected|error] [flags]")
 	exchange := fs.String("exchange", "", "exchange name (required)")
-	latency := fs.Float64("latency", 0, "latency in ms")
+	latency := fs.Float64("latency", 0, "latency in ms, a finite number >= 0 (not given: the pong has no latency field)")
 	status := fs.String("status", protocol.StatusConnected, "connected, disconnected or error")
 	timestamp := fs.Int64("timestamp", 0, "pong timestamp in Unix ms (0: now)")
 	raw := fs.String("raw", "", "publish this payload verbatim instead (for testing validation)")
-	redisURL := fs.String("redis-url", e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL), "Redis URL (env PONGCAST_REDIS_URL)")
+	// No default from the environment: --help would print a password in it.
+	redisURL := fs.String("redis-url", "", "Redis URL (if not given: env PONGCAST_REDIS_URL, else "+config.DefaultRedisURL+")")
 	channel := fs.String("channel", e.envOr("PONGCAST_CHANNEL", config.DefaultChannel), "Pub/Sub channel (env PONGCAST_CHANNEL)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("publish: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--exchange gateio"); err != nil {
+		return err
 	}
 	payload := []byte(*raw)
 	if *raw == "" {
 		if *exchange == "" {
-			return usagef("publish: --exchange is required")
+			return usagef("publish: --exchange is required, for example --exchange gateio")
 		}
 		if _, err := protocol.NormalizeExchange(*exchange); err != nil {
 			return usagef("publish: --exchange: %v", err)
 		}
 		if *latency < 0 || math.IsNaN(*latency) || math.IsInf(*latency, 0) {
-			return usagef("publish: --latency must be a finite number >= 0")
+			return usagef("publish: --latency must be a finite number >= 0 (ms, for example --latency 45), got %v", *latency)
 		}
 		switch *status {
 		case protocol.StatusConnected, protocol.StatusDisconnected, protocol.StatusError:
@@ -48,9 +50,18 @@ func (e env) publish(ctx context.Context, args []string) error {
 		if ts == 0 {
 			ts = time.Now().UnixMilli()
 		}
-		payload, _ = json.Marshal(map[string]any{
-			"exchange": *exchange, "latency": *latency, "timestamp": ts, "status": *status,
+		pong := map[string]any{"exchange": *exchange, "timestamp": ts, "status": *status}
+		// A latency of 0 is a plausible reading: leave the field out rather
+		// than make one up (the server accepts a pong without it).
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "latency" {
+				pong["latency"] = *latency
+			}
 		})
+		payload, _ = json.Marshal(pong)
+	}
+	if *redisURL == "" {
+		*redisURL = e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL)
 	}
 	opts, err := redis.ParseURL(*redisURL)
 	if err != nil {

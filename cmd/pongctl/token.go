@@ -22,20 +22,21 @@ func (e env) tokenIssue(args []string) error {
 	alg := fs.String("alg", "HS256", "HMAC algorithm when signing with a secret: HS256, HS384 or HS512")
 	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
 	keyFile := fs.String("jwt-private-key-file", e.getenv("PONGCAST_JWT_PRIVATE_KEY_FILE"), "PEM private key for RS256/ES256/EdDSA (env PONGCAST_JWT_PRIVATE_KEY_FILE)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("token issue: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--sub alice"); err != nil {
+		return err
 	}
 	if *sub == "" {
-		return usagef("token issue: --sub is required")
+		return usagef("token issue: --sub is required: who holds the token, for example --sub alice")
 	}
-	var names []string
-	for _, n := range strings.Split(*exchanges, ",") {
-		if n = strings.TrimSpace(n); n != "" {
-			names = append(names, n)
-		}
+	if *ttl <= 0 {
+		return usagef("token issue: --ttl must be more than 0, for example --ttl 24h or --ttl 30m, got %s", *ttl)
+	}
+	names, err := exchangeList("token issue", *exchanges)
+	if err != nil {
+		return err
 	}
 	signer, err := e.signer(*secretFile, *keyFile, *alg)
 	if err != nil {
@@ -46,6 +47,11 @@ func (e env) tokenIssue(args []string) error {
 		return err
 	}
 	fmt.Fprintln(e.stdout, token)
+	if len(names) == 0 {
+		// Valid, and good for nothing: say so where a script does not read.
+		fmt.Fprintln(e.stderr, "pongctl: warning: this token allows no exchanges: its holder can connect but subscribe to none;"+
+			" allow some with --exchanges gateio,binance, or all with --exchanges '*'")
+	}
 	return nil
 }
 
@@ -56,8 +62,13 @@ func (e env) signer(secretFile, keyFile, alg string) (*auth.Signer, error) {
 	}
 	switch {
 	case len(secret) > 0 && keyFile != "":
-		return nil, usagef("give an HMAC secret or a private key, not both")
+		return nil, usagef("give an HMAC secret (PONGCAST_JWT_SECRET or --jwt-secret-file) or a private key (--jwt-private-key-file), not both")
 	case len(secret) > 0:
+		switch alg {
+		case "HS256", "HS384", "HS512":
+		default:
+			return nil, usagef("token issue: --alg must be HS256, HS384 or HS512 with an HMAC secret, got %q (with --jwt-private-key-file the key sets the algorithm)", alg)
+		}
 		return auth.NewHMACSigner(secret, alg)
 	case keyFile != "":
 		pem, err := os.ReadFile(keyFile)
@@ -75,11 +86,11 @@ func (e env) tokenVerify(args []string) error {
 	aud := fs.String("aud", e.getenv("PONGCAST_JWT_AUDIENCE"), "required audience (env PONGCAST_JWT_AUDIENCE)")
 	secretFile := fs.String("jwt-secret-file", e.getenv("PONGCAST_JWT_SECRET_FILE"), "file with the HMAC secret (env PONGCAST_JWT_SECRET_FILE, or the secret in PONGCAST_JWT_SECRET)")
 	keyFile := fs.String("jwt-public-key-file", e.getenv("PONGCAST_JWT_PUBLIC_KEY_FILE"), "PEM public key (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usagef("token verify: want exactly one token argument")
+		return usagef("token verify: want exactly one token argument, as in: pongctl token verify <jwt> (got %d)", fs.NArg())
 	}
 	token := strings.TrimSpace(fs.Arg(0))
 	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), *secretFile)
@@ -109,10 +120,30 @@ func (e env) tokenVerify(args []string) error {
 		fmt.Fprintln(e.stdout, "valid: false")
 		return err
 	}
-	fmt.Fprintf(e.stdout, "valid: true\nsub: %s\nexchanges: %s\nexpires: %s (in %s)\n",
-		claims.Subject, strings.Join(claims.Exchanges, ","), claims.ExpiresAt.UTC().Format(time.RFC3339),
-		time.Until(claims.ExpiresAt).Round(time.Second))
+	exp := claims.ExpiresAt.UTC().Format(time.RFC3339)
+	when := "in " + roundDuration(time.Until(claims.ExpiresAt))
+	if past := time.Since(claims.ExpiresAt); past > 0 {
+		// Accepted for the clock skew the server allows, not for long: the
+		// operator must know it is about to be refused, and when.
+		cut := claims.ExpiresAt.Add(auth.DefaultLeeway)
+		fmt.Fprintf(e.stdout, "valid (within leeway): %s past exp; the server accepts it until %s (exp + %s leeway, in %s), and closes connections made with it then\n",
+			roundDuration(past), cut.UTC().Format(time.RFC3339), auth.DefaultLeeway, roundDuration(time.Until(cut)))
+		when = roundDuration(past) + " ago"
+	} else {
+		fmt.Fprintln(e.stdout, "valid: true")
+	}
+	fmt.Fprintf(e.stdout, "sub: %s\nexchanges: %s\nexpires: %s (%s)\n",
+		claims.Subject, strings.Join(claims.Exchanges, ","), exp, when)
 	return nil
+}
+
+// roundDuration rounds d to whole seconds for display, or to milliseconds
+// under a second, where whole seconds would say 0s.
+func roundDuration(d time.Duration) string {
+	if d > -time.Second && d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }
 
 // payloadOf decodes a JWT's claims segment without verifying it.

@@ -15,28 +15,46 @@ import (
 )
 
 func (e env) watch(ctx context.Context, args []string) error {
-	fs := e.flagSet("watch", "watch --url ws://host:2808 --token <jwt> --exchanges <a,b|*> [flags]")
+	fs := e.flagSet("watch", "watch --url ws://host:2808 [--token <jwt>] --exchanges <a,b|*> [flags]\n\n"+
+		"The token comes from --token or, when that is not given, from PONGCAST_TOKEN:\n"+
+		"a flag's value shows in ps and in the shell's history, a variable's does not.")
 	rawURL := fs.String("url", e.envOr("PONGCAST_URL", "ws://127.0.0.1:2808"), "server WebSocket URL (env PONGCAST_URL)")
-	token := fs.String("token", e.getenv("PONGCAST_TOKEN"), "JWT to connect with, sent as Authorization: Bearer (env PONGCAST_TOKEN)")
+	// No default from the environment: --help would print the token.
+	token := fs.String("token", "", "JWT to connect with, sent as Authorization: Bearer (if not given: env PONGCAST_TOKEN)")
 	exchanges := fs.String("exchanges", "*", "comma-separated exchanges to subscribe to, or * for all the token allows")
 	count := fs.Int("count", 0, "exit after this many pongs (0: run until interrupted)")
 	timeout := fs.Duration("timeout", 0, "exit with an error if no pong arrives within this long (0: wait forever)")
-	if err := parse(fs, args); err != nil {
+	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usagef("watch: unexpected argument %q", fs.Arg(0))
+	if err := noArgs(fs, "--exchanges gateio"); err != nil {
+		return err
+	}
+	if *count < 0 {
+		return usagef("watch: --count must be 0 (run until interrupted) or more, got %d", *count)
+	}
+	if *timeout < 0 {
+		return usagef("watch: --timeout must be 0 (wait forever) or more, for example --timeout 90s, got %s", *timeout)
 	}
 	if *token == "" {
-		return usagef("watch: --token is required (issue one with: pongctl token issue --sub me --exchanges '*')")
+		*token = e.getenv("PONGCAST_TOKEN")
+	}
+	if *token == "" {
+		return usagef("watch: no token: set PONGCAST_TOKEN=<jwt> (or give --token <jwt>); issue one with: pongctl token issue --sub me --exchanges '*'")
 	}
 	u, err := url.Parse(*rawURL)
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") {
 		return usagef("watch: --url must be a ws:// or wss:// URL, got %q", *rawURL)
 	}
-	q := u.Query()
-	q.Set("exchanges", strings.ReplaceAll(*exchanges, " ", ""))
-	u.RawQuery = q.Encode()
+	names, err := exchangeList("watch", *exchanges)
+	if err != nil {
+		return err
+	}
+	if len(names) > 0 {
+		q := u.Query()
+		q.Set("exchanges", strings.Join(names, ","))
+		u.RawQuery = q.Encode()
+	}
 
 	dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
