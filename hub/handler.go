@@ -55,13 +55,21 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many handshakes from this address; retry later")
 		return
 	}
+	if origin := s.origins.check(r); origin != "" {
+		s.metrics.HandshakeRefusals.WithLabelValues("origin").Inc()
+		s.originLog.log(s.log, slog.LevelInfo, "handshake refused: Origin not allowed; set --allowed-origins to allow it",
+			"origin", truncateForLog(origin), "remote", r.RemoteAddr)
+		writeHTTPError(w, http.StatusForbidden, "origin_not_allowed",
+			fmt.Sprintf("Origin %s is not allowed; set --allowed-origins (PONGCAST_ALLOWED_ORIGINS) to allow it", truncateForLog(origin)))
+		return
+	}
 	claims, err := s.authenticate(r)
 	if err != nil {
 		reason := auth.Reason(err)
 		s.metrics.AuthFailures.WithLabelValues(reason).Inc()
-		s.log.Debug("handshake refused", "reason", reason, "remote", r.RemoteAddr, "error", err)
+		s.refusalLog.log(s.log, slog.LevelDebug, "handshake refused", "reason", reason, "remote", r.RemoteAddr, "error", err)
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeHTTPError(w, http.StatusUnauthorized, "invalid_token", err.Error())
+		writeHTTPError(w, http.StatusUnauthorized, "invalid_token", publicText(err))
 		return
 	}
 
@@ -72,12 +80,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		names, err := protocol.NormalizeExchangeList(strings.SplitN(raw, ",", limit+1), limit)
 		if err != nil {
 			s.metrics.HandshakeRefusals.WithLabelValues("bad_request").Inc()
-			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, "?exchanges: "+err.Error())
+			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, "?exchanges: "+publicText(err))
 			return
 		}
 		if _, _, err := expandSubscription(claims, names); err != nil {
 			s.metrics.HandshakeRefusals.WithLabelValues("forbidden").Inc()
-			writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, "?exchanges: "+err.Error())
+			writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, "?exchanges: "+publicText(err))
 			return
 		}
 		initial = names
@@ -99,10 +107,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	conn, err := wsconn.Accept(w, r, s.accept, &s.conns)
 	if err != nil {
 		s.admission.release(claims.Subject)
-		// Accept has written the response (403 for a foreign Origin, 426
-		// for a request that is not a WebSocket handshake).
+		// Accept has written the response (426 for a request that is not
+		// a WebSocket handshake).
 		s.metrics.HandshakeRefusals.WithLabelValues("upgrade").Inc()
-		s.log.Debug("upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "error", err)
+		s.refusalLog.log(s.log, slog.LevelDebug, "upgrade refused", "remote", r.RemoteAddr, "error", err)
 		return
 	}
 	c := &session{
@@ -130,6 +138,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	conn.FinishHandshake()
 	c.armExpiry()
 	go c.readLoop()
+}
+
+// truncateForLog quotes a client's string for a log line or an error,
+// cut to 100 bytes.
+func truncateForLog(v string) string {
+	const keep = 100
+	if len(v) > keep {
+		return strconv.Quote(v[:keep]) + "..."
+	}
+	return strconv.Quote(v)
 }
 
 // maxListNames is the longest list of exchanges a client may send: every

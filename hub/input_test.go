@@ -2,10 +2,12 @@ package hub
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,5 +69,133 @@ func TestLongExchangeListsRefusedAtOnce(t *testing.T) {
 	resp, body := getJSON(t, s.url+"/?"+q.Encode(), tok)
 	if resp.StatusCode != http.StatusBadRequest || body.Error != "bad_request" || !strings.Contains(body.Message, "more than 6 names") {
 		t.Fatalf("long ?exchanges=: %s %+v, want 400 bad_request naming the cap", resp.Status, body)
+	}
+}
+
+// Origins: a host-only pattern means https or http (it used to admit any
+// scheme), a pattern with a scheme only that scheme; a refusal is JSON,
+// counted as "origin" and logged at info.
+func TestOriginPatterns(t *testing.T) {
+	var logs syncLog
+	s := newTestServer(t, Options{
+		AllowedOrigins: []string{"app.example.com", "https://secure.example.com", "*.dev.example.com:*"},
+		Logger:         slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	tok := hubtest.Token(t, "o", time.Hour, "*")
+	host := strings.TrimPrefix(s.url, "http://")
+	cases := []struct {
+		origin string
+		ok     bool
+	}{
+		{"https://app.example.com", true},
+		{"http://app.example.com", true},
+		{"ftp://app.example.com", false},
+		{"https://App.Example.com", true},
+		{"https://secure.example.com", true},
+		{"http://secure.example.com", false},
+		{"https://a.dev.example.com:8443", true},
+		{"https://dev.example.com:8443", false},
+		{"https://evil.example.net", false},
+		{"null", false},
+		{"http://" + host, true}, // same origin
+		{"ws://" + host, false},
+	}
+	refused := 0
+	for _, tc := range cases {
+		c, resp, err := hubtest.Dial(t, s.wsURL(""), tok, http.Header{"Origin": {tc.origin}})
+		if tc.ok {
+			if err != nil {
+				t.Errorf("Origin %s: %v %v, want allowed", tc.origin, resp, err)
+				continue
+			}
+			c.Conn.CloseNow()
+			continue
+		}
+		refused++
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("Origin %s: %v %v, want 403", tc.origin, resp, err)
+			continue
+		}
+		var body httpError
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error != "origin_not_allowed" ||
+			!strings.Contains(body.Message, "--allowed-origins (PONGCAST_ALLOWED_ORIGINS)") {
+			t.Errorf("Origin %s: body %+v %v", tc.origin, body, err)
+		}
+		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("Origin %s: headers %v", tc.origin, resp.Header)
+		}
+	}
+	if got := testCounter(s.metrics.HandshakeRefusals.WithLabelValues("origin")); got != float64(refused) {
+		t.Errorf("refusals{origin} = %v, want %d", got, refused)
+	}
+	if !strings.Contains(logs.String(), `level=INFO msg="handshake refused: Origin not allowed`) {
+		t.Errorf("no info line for a refused Origin:\n%s", logs.String())
+	}
+	if _, err := NewServer(Options{Verifier: hubtest.Verifier(t), AllowedOrigins: []string{"app.example.com/path"}}); err == nil {
+		t.Error("a pattern with a path was accepted")
+	}
+}
+
+// Every response says not to sniff it, refusals quoting the client's
+// input above all.
+func TestResponsesAreNotSniffed(t *testing.T) {
+	s := newTestServer(t, Options{})
+	tok := hubtest.Token(t, "n", time.Hour, "*")
+	q := url.Values{ExchangesParam: {"<img src=x onerror=alert(1)>"}}
+	for _, u := range []string{s.url + "/?" + q.Encode(), s.url + "/healthz", s.url + "/readyz", s.url + "/metrics"} {
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %s without nosniff", u, resp.Status)
+		}
+	}
+}
+
+// syncLog collects log output written from several goroutines.
+type syncLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// What a client reads names no Go package ("hub: exchange not allowed by
+// token" used to).
+func TestClientMessagesCarryNoPackagePrefixes(t *testing.T) {
+	s := newTestServer(t, Options{})
+	c := s.dial(t, "", "gateio")
+	var texts []string
+	for _, names := range [][]string{{"kraken"}, {"bad name"}, {"*", "kraken"}} {
+		c.Send(map[string]any{"type": "subscribe", "exchanges": names})
+		texts = append(texts, c.ReadType("error").Message)
+	}
+	tok := hubtest.Token(t, "p", time.Hour, "gateio")
+	for _, u := range []string{s.url + "/?exchanges=kraken", s.url + "/?exchanges=a%20b"} {
+		_, body := getJSON(t, u, tok)
+		texts = append(texts, body.Message)
+	}
+	_, body := getJSON(t, s.url+"/", "not-a-token")
+	texts = append(texts, body.Message)
+	for _, text := range texts {
+		for _, p := range []string{"hub:", "protocol:", "auth:", "wsconn:"} {
+			if strings.Contains(text, p) {
+				t.Errorf("%q carries %q", text, p)
+			}
+		}
 	}
 }

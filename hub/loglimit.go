@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,9 @@ func newLogLimiter(every time.Duration, burst int) *logLimiter {
 }
 
 func (l *logLimiter) log(log *slog.Logger, level slog.Level, msg string, args ...any) {
+	if !log.Enabled(context.Background(), level) {
+		return // a line not written takes no token from those that are
+	}
 	if !l.limiter.Allow() {
 		l.suppressed.Add(1)
 		return
@@ -28,5 +32,5 @@ func (l *logLimiter) log(log *slog.Logger, level slog.Level, msg string, args ..
 	if n := l.suppressed.Swap(0); n > 0 {
 		args = append(args, "suppressed", n)
 	}
-	log.Log(nil, level, msg, args...)
+	log.Log(context.Background(), level, msg, args...)
 }

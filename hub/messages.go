@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/pongcast/pongcast/protocol"
@@ -12,7 +13,7 @@ import (
 func (s *session) handle(data []byte) {
 	msg, err := protocol.DecodeClientMessage(data, s.srv.maxListNames())
 	if err != nil {
-		s.reply(protocol.EncodeError(protocol.CodeBadRequest, err.Error(), msg.ID))
+		s.reply(protocol.EncodeError(protocol.CodeBadRequest, publicText(err), msg.ID))
 		return
 	}
 	switch msg.Type {
@@ -31,7 +32,7 @@ func (s *session) handle(data []byte) {
 func (s *session) subscribe(names []string, id json.RawMessage) {
 	set, err := s.srv.hub.subscribe(s, names)
 	if err != nil {
-		s.reply(protocol.EncodeError(subscribeErrorCode(err), err.Error(), id))
+		s.reply(protocol.EncodeError(subscribeErrorCode(err), publicText(err), id))
 		return
 	}
 	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, id))
@@ -46,4 +47,19 @@ func subscribeErrorCode(err error) string {
 		return protocol.CodeBadRequest
 	}
 	return protocol.CodeInternal
+}
+
+// packagePrefixes are how this module's errors name their package, for Go
+// callers and logs; a client has no use for them.
+var packagePrefixes = []string{"protocol: ", "hub: ", "auth: "}
+
+// publicText is err's text as a client sees it: the same words, without
+// package prefixes.
+func publicText(err error) string {
+	text := err.Error()
+	for _, p := range packagePrefixes {
+		text = strings.TrimPrefix(text, p)
+		text = strings.ReplaceAll(text, ": "+p, ": ")
+	}
+	return text
 }

@@ -41,6 +41,9 @@ type Server struct {
 	rejectLog  *logLimiter
 	proxyLog   *logLimiter
 	ipTableLog *logLimiter
+	refusalLog *logLimiter // refused handshakes, at debug
+	originLog  *logLimiter
+	origins    originPolicy
 	pending    *pendingGate
 	pendingLog *logLimiter
 }
@@ -62,16 +65,18 @@ func NewServer(opts Options) (*Server, error) {
 		rejectLog:  newLogLimiter(time.Second, 5),
 		proxyLog:   newLogLimiter(time.Minute, 1),
 		ipTableLog: newLogLimiter(time.Minute, 1),
+		refusalLog: newLogLimiter(time.Second, 5),
+		originLog:  newLogLimiter(time.Second, 5),
 		accept: websocket.AcceptOptions{
-			OriginPatterns:  opts.AllowedOrigins,
-			CompressionMode: websocket.CompressionDisabled,
+			// Origins are checked before the upgrade (origin.go), so the
+			// refusal is ours: JSON, logged and counted.
+			InsecureSkipVerify: true,
+			CompressionMode:    websocket.CompressionDisabled,
 		},
 	}
-	for _, o := range opts.AllowedOrigins {
-		if o == "*" {
-			s.accept.InsecureSkipVerify = true
-			s.accept.OriginPatterns = nil
-		}
+	var err error
+	if s.origins, err = newOriginPolicy(opts.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("allowed origins: %w", err)
 	}
 	if opts.RedisURL != "" {
 		ropts, err := redis.ParseURL(opts.RedisURL)
@@ -110,8 +115,12 @@ func (s *Server) refusePending(reason string) {
 }
 
 // ServeHTTP serves the WebSocket endpoint on / and /ws, and /healthz,
-// /readyz and /metrics.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// /readyz and /metrics. No response is to be sniffed as something else
+// (a refusal may quote the client's input).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.mux.ServeHTTP(w, r)
+}
 
 // Run keeps the Redis subscription alive until ctx ends. Without a
 // RedisURL it just waits for ctx.

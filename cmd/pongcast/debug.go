@@ -24,5 +24,15 @@ func serveDebug(addr string, log *slog.Logger) (func(), error) {
 	srv := &http.Server{Handler: mux}
 	go func() { _ = srv.Serve(ln) }()
 	log.Info("profiling enabled", "addr", ln.Addr().String())
+	if !isLoopback(ln.Addr()) {
+		log.Warn("the profiler listens beyond this machine: anyone who can reach it can read memory profiles and stall the server; use --debug-addr 127.0.0.1:6060", "addr", ln.Addr().String())
+	}
 	return func() { _ = srv.Close() }, nil
+}
+
+// isLoopback reports whether a listener is reachable from this machine
+// only.
+func isLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return ok && tcp.IP.IsLoopback()
 }

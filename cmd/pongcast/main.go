@@ -72,11 +72,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("pongcast: %w", err)
 	}
+	origins := cfg.AllowedOrigins
+	if cfg.Dev && len(origins) == 0 {
+		origins = hub.DevOrigins // pages on localhost and 127.0.0.1 alike
+	}
 	srv, err := hub.NewServer(hub.Options{
 		Verifier:              verifier,
 		RedisURL:              cfg.RedisURL,
 		Channel:               cfg.Channel,
-		AllowedOrigins:        cfg.AllowedOrigins,
+		AllowedOrigins:        origins,
 		MaxMessageBytes:       cfg.MaxMessageBytes,
 		ClientRate:            cfg.ClientRate,
 		ClientBurst:           cfg.ClientBurst,
