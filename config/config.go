@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Defaults, as the contract gives them.
@@ -197,7 +195,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		// Dev mode has a printed throwaway secret: never expose it.
 		cfg.Addr = net.JoinHostPort(DefaultDevHost, port)
 	}
-	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+	if _, err := ParseRedisURL(cfg.RedisURL); err != nil {
 		bad("redis-url", "%v", err)
 	}
 	if strings.TrimSpace(cfg.Channel) == "" {

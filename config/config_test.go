@@ -184,3 +184,46 @@ func TestConnectionLimitSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestRedactRedisURL(t *testing.T) {
+	cases := map[string]string{
+		"redis://user:S3cret@10.0.0.1:6379/0":       "redis://10.0.0.1:6379",
+		"rediss://redis.internal":                   "rediss://redis.internal",
+		"redis://[::1]:6380/2?dial_timeout=3s":      "redis://[::1]:6380",
+		"redis://user:S3cret%zzPw@127.0.0.1:6410/0": "redis://127.0.0.1:6410",
+		"redis://u:a/b@c@host:7000/0":               "redis://host:7000", // unescaped / and @ in the password
+		"redis://user:S3cret":                       "redis://",          // the host forgotten: no port to show
+		"user:S3cret@127.0.0.1:6400":                "127.0.0.1:6400",    // no scheme
+		"127.0.0.1:6400":                            "127.0.0.1:6400",
+		"S3cret!":                                   "",
+	}
+	for in, want := range cases {
+		if got := RedactRedisURL(in); got != want {
+			t.Errorf("RedactRedisURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestRedisURLErrorsHideCredentials: an error about a Redis URL shows its
+// scheme, host and port, never the user, the password or the raw value.
+func TestRedisURLErrorsHideCredentials(t *testing.T) {
+	cases := []struct{ url, want string }{
+		{"redis://user:S3cret%zzPw@127.0.0.1:6410/0", "redis://127.0.0.1:6410 (the rest not shown) has a bad %-escape"},
+		{"rediss://user:S3cret@db.internal:6380/zero", "rediss://db.internal:6380 (the rest not shown) has a database that is not a number"},
+		{"redis://:S3cret/x@127.0.0.1:6379/0", "redis://127.0.0.1:6379 (the rest not shown) is not a valid URL"},
+		{"redis://user:S3cret", "redis:// (the rest not shown) is not a valid URL"},
+		{"http://user:S3cret@example.com:80/", "http://example.com:80 (the rest not shown) has scheme http"},
+		{"redis://user:S3cret@127.0.0.1:6379/0?password=S3cret", "has a query option go-redis does not take"},
+	}
+	for _, tc := range cases {
+		_, err := ParseRedisURL(tc.url)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "S3cret") || strings.Contains(err.Error(), "user") {
+			t.Errorf("ParseRedisURL(%q): %v, want %q and no credentials", tc.url, err, tc.want)
+		}
+	}
+	env := map[string]string{"PONGCAST_JWT_SECRET": secret, "PONGCAST_REDIS_URL": cases[0].url}
+	_, err := load(t, env)
+	if err == nil || !strings.Contains(err.Error(), "PONGCAST_REDIS_URL: "+cases[0].want) || strings.Contains(err.Error(), "S3cret") {
+		t.Fatalf("Load: %v", err)
+	}
+}
