@@ -52,7 +52,7 @@ func (e env) publish(ctx context.Context, args []string) error {
 			"exchange": *exchange, "latency": *latency, "timestamp": ts, "status": *status,
 		})
 	}
-	opts, err := redis.ParseURL(*redisURL)
+	opts, err := config.ParseRedisURL(*redisURL)
 	if err != nil {
 		return usagef("publish: --redis-url: %v", err)
 	}
