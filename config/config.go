@@ -101,7 +101,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	fs.SetOutput(output)
 	var (
 		addr          = fs.String("addr", DefaultAddr, "listen `address` for WebSocket, health and metrics (env PONGCAST_ADDR)")
-		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, redis:// or rediss:// `URL` (env PONGCAST_REDIS_URL)")
+		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, a `URL` like redis://[user:password@]host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket) (env PONGCAST_REDIS_URL)")
 		channel       = fs.String("channel", DefaultChannel, "Redis Pub/Sub `channel` the connectors publish pongs to (env PONGCAST_CHANNEL)")
 		secretFile    = fs.String("jwt-secret-file", "", "`file` holding the HMAC secret for HS256/384/512 tokens (env PONGCAST_JWT_SECRET_FILE; or the secret itself in PONGCAST_JWT_SECRET)")
 		publicKeyFile = fs.String("jwt-public-key-file", "", "PEM `file` with the public key for RS256/ES256/EdDSA tokens (env PONGCAST_JWT_PUBLIC_KEY_FILE)")

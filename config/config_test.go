@@ -227,3 +227,20 @@ func TestRedisURLErrorsHideCredentials(t *testing.T) {
 		t.Fatalf("Load: %v", err)
 	}
 }
+
+// TestRedisURLErrorSaysWhatIsWanted: a value that is no URL at all is
+// called that, with the forms that are.
+func TestRedisURLErrorSaysWhatIsWanted(t *testing.T) {
+	cases := []struct{ url, want string }{
+		{"127.0.0.1:6400", `"127.0.0.1:6400" is not a URL; want redis://host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket), e.g. redis://127.0.0.1:6400/0`},
+		{"localhost", `"localhost" is not a URL; want redis://host:port/db`},
+		{"user:S3cret@127.0.0.1:6400", "127.0.0.1:6400 (the rest not shown) is not a URL; want redis://host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket)"},
+		{"http://x", `"http://x" has scheme http; want redis://host:port/db`},
+	}
+	for _, tc := range cases {
+		_, err := load(t, map[string]string{"PONGCAST_JWT_SECRET": secret}, "--redis-url", tc.url)
+		if err == nil || !strings.Contains(err.Error(), "--redis-url: "+tc.want) || strings.Contains(err.Error(), "S3cret") {
+			t.Errorf("--redis-url %s: %v, want %q", tc.url, err, tc.want)
+		}
+	}
+}

@@ -54,8 +54,19 @@ func ParseRedisURL(raw string) (*redis.Options, error) {
 	default:
 		shown += " (the rest not shown)"
 	}
-	return nil, fmt.Errorf("%s %s", shown, redisURLProblem(raw, err))
+	want := redisURLForms
+	problem := redisURLProblem(raw, err)
+	if !strings.Contains(raw, "://") && !strings.HasPrefix(raw, "unix:") {
+		problem = "is not a URL"
+		if RedactRedisURL(raw) == raw && raw != "" {
+			want += ", e.g. redis://" + raw + "/0"
+		}
+	}
+	return nil, fmt.Errorf("%s %s; want %s", shown, problem, want)
 }
+
+// redisURLForms are the forms of Redis URL that ParseRedisURL takes.
+const redisURLForms = "redis://host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket)"
 
 // redisURLProblem says what is wrong with a URL that redis.ParseURL
 // refused with err, in words of its own: it quotes no part of the URL.

@@ -42,6 +42,14 @@ func TestCommandLine(t *testing.T) {
 			never:    []string{"S3cret", "user", "zz"},
 			noStdout: true,
 		},
+		{
+			name:     "redis url that is no url",
+			args:     []string{"--redis-url", "127.0.0.1:6400"},
+			code:     1,
+			stderr:   []string{`--redis-url: "127.0.0.1:6400" is not a URL; want redis://host:port/db`},
+			never:    []string{"first path segment"},
+			noStdout: true,
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
