@@ -112,7 +112,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		rate          = fs.Float64("client-rate", DefaultClientRate, "client messages per second allowed per connection (token bucket rate) (env PONGCAST_CLIENT_RATE)")
 		burst         = fs.Int("client-burst", DefaultClientBurst, "token bucket burst per connection (env PONGCAST_CLIENT_BURST)")
 		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer (env PONGCAST_SEND_QUEUE)")
-		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name (env PONGCAST_MAX_SUBSCRIPTIONS)")
+		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name; unless set, lowered to what a subscribed reply under --max-message-bytes can list (env PONGCAST_MAX_SUBSCRIPTIONS)")
 		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
 		msgTimeout    = fs.Duration("message-timeout", DefaultMessageTimeout, "longest a client message may take to arrive once begun (fragments trickling in); past it the client is closed with 1008 (env PONGCAST_MESSAGE_TIMEOUT)")
 		pingInterval  = fs.Duration("ping-interval", DefaultPingInterval, "WebSocket keep-alive ping period; a client that does not answer within it is closed; 0 disables (env PONGCAST_PING_INTERVAL)")
@@ -248,8 +248,13 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		bad("send-queue", "must be between 1 and 1048576, got %d", cfg.SendQueue)
 	}
 	// Every reply must fit the cap too, and a subscribed reply lists the
-	// whole set.
-	if most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName; cfg.MaxSubscriptions < 1 || cfg.MaxSubscriptions > most {
+	// whole set: a small cap lowers the default limit, and refuses only a
+	// limit that is set.
+	most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName
+	if !explicit["max-subscriptions"] && most >= 1 {
+		cfg.MaxSubscriptions = min(DefaultMaxSubscriptions, most)
+	}
+	if cfg.MaxSubscriptions < 1 || cfg.MaxSubscriptions > most {
 		bad("max-subscriptions", "must be between 1 and %d (so a subscribed reply fits --max-message-bytes), got %d", most, cfg.MaxSubscriptions)
 	}
 	if cfg.MessageTimeout < 100*time.Millisecond {

@@ -244,3 +244,46 @@ func TestRedisURLErrorSaysWhatIsWanted(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriptionLimitFollowsASmallCap: a cap too small for the default
+// limit lowers the limit instead of refusing to start; a limit that is set
+// and does not fit is still refused.
+func TestSubscriptionLimitFollowsASmallCap(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		args []string
+		want int    // the limit; 0 when refused
+		err  string // the refusal
+	}{
+		{"default cap", nil, nil, DefaultMaxSubscriptions, ""},
+		{"smallest cap from env", map[string]string{"PONGCAST_MAX_MESSAGE_BYTES": "1024"}, nil, 11, ""},
+		{"small cap from flag", nil, []string{"--max-message-bytes", "4096"}, 57, ""},
+		{"large cap keeps the default", nil, []string{"--max-message-bytes", "65536"}, DefaultMaxSubscriptions, ""},
+		{"limit set by flag", nil, []string{"--max-message-bytes", "1024", "--max-subscriptions", "50"}, 0,
+			"--max-subscriptions: must be between 1 and 11 (so a subscribed reply fits --max-message-bytes), got 50"},
+		{"limit set by env", map[string]string{"PONGCAST_MAX_MESSAGE_BYTES": "1024", "PONGCAST_MAX_SUBSCRIPTIONS": "100"}, nil, 0,
+			"PONGCAST_MAX_SUBSCRIPTIONS: must be between 1 and 11 (so a subscribed reply fits --max-message-bytes), got 100"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := map[string]string{"PONGCAST_JWT_SECRET": secret}
+			for k, v := range tc.env {
+				env[k] = v
+			}
+			cfg, err := load(t, env, tc.args...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.MaxSubscriptions != tc.want {
+				t.Fatalf("MaxSubscriptions = %d, want %d", cfg.MaxSubscriptions, tc.want)
+			}
+		})
+	}
+}

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,6 +93,7 @@ func TestCommandLine(t *testing.T) {
 			}
 		})
 	}
+	t.Run("smallest message cap alone starts", func(t *testing.T) { startsAndStops(t, bin) })
 }
 
 // TestHubRedisURLErrorHidesPassword: hub.NewServer, given a URL config
@@ -100,4 +104,54 @@ func TestHubRedisURLErrorHidesPassword(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "S3cret") || strings.Contains(err.Error(), "user") {
 		t.Fatalf("NewServer: %v", err)
 	}
+}
+
+// startsAndStops: the smallest --max-message-bytes, set alone, starts a
+// server (the subscription limit follows it down) that stops cleanly on
+// SIGTERM.
+func startsAndStops(t *testing.T, bin string) {
+	cmd, _ := startBinary(t, bin, []string{"PONGCAST_JWT_SECRET=" + hubtest.Secret, "PONGCAST_MAX_MESSAGE_BYTES=1024"},
+		"--addr", "127.0.0.1:0", "--redis-url", hubtest.RedisURL(t), "--channel", hubtest.Channel(t))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// startBinary starts the built binary and waits for its startup log line.
+// It returns the process and the address it listens on; stderr is kept
+// drained, and the process is killed at cleanup if still running.
+func startBinary(t *testing.T, bin string, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	addrRE := regexp.MustCompile(`msg="pongcast listening" addr=(\S+)`)
+	lines := bufio.NewScanner(stderr)
+	var addr string
+	var log strings.Builder
+	for addr == "" && lines.Scan() {
+		log.WriteString(lines.Text() + "\n")
+		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		_ = cmd.Wait()
+		t.Fatalf("no listen address in the log (exit %d):\n%s", cmd.ProcessState.ExitCode(), &log)
+	}
+	go func() {
+		for lines.Scan() { // keep the pipe drained
+		}
+	}()
+	return cmd, addr
 }
