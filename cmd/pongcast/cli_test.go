@@ -27,7 +27,11 @@ type invocation struct {
 	stderr   []string // substrings stderr must hold
 	never    []string // substrings neither may hold
 	noStdout bool
+	stderrIs string // all of stderr, unless stderr lists substrings instead
 }
+
+// hint is the line that follows the list of bad settings.
+const hint = "run pongcast --help for all settings\n"
 
 // TestCommandLine runs the real binary as an operator does, on settings
 // it must refuse or explain, and checks what goes where.
@@ -40,17 +44,68 @@ func TestCommandLine(t *testing.T) {
 		{
 			name:     "malformed redis url hides its password",
 			env:      []string{"PONGCAST_REDIS_URL=redis://user:S3cret%zzPw@127.0.0.1:6410/0"},
-			code:     1,
+			code:     2,
 			stderr:   []string{"PONGCAST_REDIS_URL", "redis://127.0.0.1:6410"},
 			never:    []string{"S3cret", "user", "zz"},
 			noStdout: true,
 		},
 		{
-			name:     "redis url that is no url",
-			args:     []string{"--redis-url", "127.0.0.1:6400"},
-			code:     1,
-			stderr:   []string{`--redis-url: "127.0.0.1:6400" is not a URL; want redis://host:port/db`},
-			never:    []string{"first path segment"},
+			name: "redis url that is no url",
+			args: []string{"--redis-url", "127.0.0.1:6400"},
+			code: 2,
+			stderrIs: `pongcast: --redis-url (PONGCAST_REDIS_URL): "127.0.0.1:6400" is not a URL; want redis://host:port/db ` +
+				"(rediss:// for TLS, unix:///path/to/redis.sock for a socket), e.g. redis://127.0.0.1:6400/0\n" + hint,
+			noStdout: true,
+		},
+		{
+			name:     "help goes to stdout",
+			args:     []string{"--help"},
+			stdout:   []string{"Usage: pongcast [flags]", "-ping-interval duration", "(env PONGCAST_PING_INTERVAL) (default 25s)"},
+			stderrIs: "",
+		},
+		{
+			name:     "so does -h",
+			args:     []string{"-h"},
+			stdout:   []string{"Usage: pongcast [flags]"},
+			stderrIs: "",
+		},
+		{
+			name: "duration without a unit, once, without the usage",
+			args: []string{"--ping-interval", "5"},
+			code: 2,
+			stderrIs: `pongcast: --ping-interval (PONGCAST_PING_INTERVAL): "5" needs a unit, e.g. 5s; must be 0 (off) or at least 1s` +
+				"\n" + hint,
+			noStdout: true,
+		},
+		{
+			name:     "bad variable, once",
+			env:      []string{"PONGCAST_SEND_QUEUE=abc"},
+			code:     2,
+			stderrIs: `pongcast: PONGCAST_SEND_QUEUE (--send-queue): "abc" is not a whole number; must be between 1 and 1048576` + "\n" + hint,
+			noStdout: true,
+		},
+		{
+			name:     "small cap, no word of the limit",
+			args:     []string{"--max-message-bytes", "10"},
+			code:     2,
+			stderrIs: "pongcast: --max-message-bytes (PONGCAST_MAX_MESSAGE_BYTES): must be between 1024 and 1048576, got 10\n" + hint,
+			noStdout: true,
+		},
+		{
+			name: "every bad setting at once",
+			env:  []string{"PONGCAST_CLIENT_RATE=-1"},
+			args: []string{"--ping-interval", "5", "--send-queue", "abc"},
+			code: 2,
+			stderrIs: "pongcast: PONGCAST_CLIENT_RATE (--client-rate): must be > 0, got -1\n" +
+				`pongcast: --send-queue (PONGCAST_SEND_QUEUE): "abc" is not a whole number; must be between 1 and 1048576` + "\n" +
+				`pongcast: --ping-interval (PONGCAST_PING_INTERVAL): "5" needs a unit, e.g. 5s; must be 0 (off) or at least 1s` + "\n" + hint,
+			noStdout: true,
+		},
+		{
+			name:     "unknown flag",
+			args:     []string{"--bogus"},
+			code:     2,
+			stderrIs: "pongcast: unknown flag --bogus\n" + hint,
 			noStdout: true,
 		},
 	}
@@ -87,6 +142,11 @@ func TestCommandLine(t *testing.T) {
 			}
 			if tc.noStdout && out != "" {
 				t.Errorf("stdout not empty")
+			}
+			if tc.stderrIs != "" || len(tc.stderr) == 0 {
+				if errOut != tc.stderrIs {
+					t.Errorf("stderr is not\n%s", tc.stderrIs)
+				}
 			}
 			if t.Failed() {
 				t.Logf("stdout:\n%s\nstderr:\n%s", out, errOut)
