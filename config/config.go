@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Defaults, as the contract gives them.
@@ -95,15 +93,15 @@ type Config struct {
 }
 
 // Load reads settings from args (without the program name) and getenv, and
-// validates them. Usage and flag errors are written to output. It returns
-// flag.ErrHelp for -h/--help; other errors list every bad value, one per
-// line.
+// validates them. For -h or --help it writes the usage to output and
+// returns flag.ErrHelp. Any other failure is a *SettingsError that lists
+// every bad setting once; Load writes nothing then.
 func Load(args []string, getenv func(string) string, output io.Writer) (*Config, error) {
 	fs := flag.NewFlagSet("pongcast", flag.ContinueOnError)
 	fs.SetOutput(output)
 	var (
 		addr          = fs.String("addr", DefaultAddr, "listen `address` for WebSocket, health and metrics (env PONGCAST_ADDR)")
-		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, redis:// or rediss:// `URL` (env PONGCAST_REDIS_URL)")
+		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, a `URL` like redis://[user:password@]host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket) (env PONGCAST_REDIS_URL)")
 		channel       = fs.String("channel", DefaultChannel, "Redis Pub/Sub `channel` the connectors publish pongs to (env PONGCAST_CHANNEL)")
 		secretFile    = fs.String("jwt-secret-file", "", "`file` holding the HMAC secret for HS256/384/512 tokens (env PONGCAST_JWT_SECRET_FILE; or the secret itself in PONGCAST_JWT_SECRET)")
 		publicKeyFile = fs.String("jwt-public-key-file", "", "PEM `file` with the public key for RS256/ES256/EdDSA tokens (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
@@ -114,7 +112,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		rate          = fs.Float64("client-rate", DefaultClientRate, "client messages per second allowed per connection (token bucket rate) (env PONGCAST_CLIENT_RATE)")
 		burst         = fs.Int("client-burst", DefaultClientBurst, "token bucket burst per connection (env PONGCAST_CLIENT_BURST)")
 		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer (env PONGCAST_SEND_QUEUE)")
-		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name (env PONGCAST_MAX_SUBSCRIPTIONS)")
+		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name; unless set, lowered to what a subscribed reply under --max-message-bytes can list (env PONGCAST_MAX_SUBSCRIPTIONS)")
 		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
 		msgTimeout    = fs.Duration("message-timeout", DefaultMessageTimeout, "longest a client message may take to arrive once begun (fragments trickling in); past it the client is closed with 1008 (env PONGCAST_MESSAGE_TIMEOUT)")
 		pingInterval  = fs.Duration("ping-interval", DefaultPingInterval, "WebSocket keep-alive ping period; a client that does not answer within it is closed; 0 disables (env PONGCAST_PING_INTERVAL)")
@@ -133,35 +131,49 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		fmt.Fprintf(fs.Output(), "Usage: pongcast [flags]\n\npongcast fans exchange pongs from Redis out to authenticated WebSocket clients.\nEvery flag has a PONGCAST_* environment variable; a flag wins over its variable.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("pongcast: unexpected argument %q (settings are flags: see --help)", fs.Arg(0))
-	}
 
+	// The command line and the variables are read through stand-ins that
+	// keep a bad value instead of stopping at it.
+	lenient := lenientFlags(fs)
+	switch err := lenient.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return nil, err
+	case err != nil:
+		return nil, &SettingsError{[]error{fmt.Errorf("pongcast: %s", syntaxProblem(err))}}
+	case lenient.NArg() > 0:
+		return nil, &SettingsError{[]error{fmt.Errorf("pongcast: unexpected argument %q (every setting is a --flag)", lenient.Arg(0))}}
+	}
 	// A flag given on the command line wins; otherwise its variable, if set,
 	// goes through the same parser as the flag would.
-	explicit := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
-	source := map[string]string{}
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := EnvName(f.Name)
-		source[f.Name] = "--" + f.Name
-		if explicit[f.Name] {
-			return
-		}
-		if v := getenv(env); v != "" {
-			source[f.Name] = env
-			explicit[f.Name] = true
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("pongcast: %s: invalid value %q", env, v))
-			}
+	fromArgs := map[string]bool{}
+	lenient.Visit(func(f *flag.Flag) { fromArgs[f.Name] = true })
+	lenient.VisitAll(func(f *flag.Flag) {
+		if v := getenv(EnvName(f.Name)); v != "" && !fromArgs[f.Name] {
+			_ = lenient.Set(f.Name, v)
 		}
 	})
+	explicit := map[string]bool{} // by flag or variable
+	lenient.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+
+	var errs []error
+	// unread holds what is wrong with each value that did not parse, and
+	// refused each setting reported: no other setting is refused for a
+	// value that one did not get.
+	unread := map[string]string{}
+	lenient.VisitAll(func(f *flag.Flag) {
+		if v := f.Value.(*lenientValue); v.refused {
+			unread[f.Name] = formProblem(v.Value, v.raw)
+		}
+	})
+	refused := map[string]bool{}
 	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("pongcast: %s: "+format, append([]any{source[name]}, args...)...))
+		refused[name] = true
+		from := "--" + name + " (" + EnvName(name) + ")"
+		if !fromArgs[name] && explicit[name] {
+			from = EnvName(name) + " (--" + name + ")"
+		}
+		errs = append(errs, fmt.Errorf("pongcast: %s: "+format, append([]any{from}, args...)...))
 	}
 
 	cfg := &Config{
@@ -197,7 +209,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		// Dev mode has a printed throwaway secret: never expose it.
 		cfg.Addr = net.JoinHostPort(DefaultDevHost, port)
 	}
-	if _, err := redis.ParseURL(cfg.RedisURL); err != nil {
+	if _, err := ParseRedisURL(cfg.RedisURL); err != nil {
 		bad("redis-url", "%v", err)
 	}
 	if strings.TrimSpace(cfg.Channel) == "" {
@@ -219,7 +231,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	switch {
 	case len(cfg.JWTSecret) > 0 && *publicKeyFile != "":
 		errs = append(errs, errors.New("pongcast: configure one JWT key: an HMAC secret (PONGCAST_JWT_SECRET or --jwt-secret-file) or a public key (--jwt-public-key-file), not both"))
-	case len(cfg.JWTSecret) == 0 && *publicKeyFile == "" && !cfg.Dev && err == nil:
+	case len(cfg.JWTSecret) == 0 && *publicKeyFile == "" && !cfg.Dev && err == nil && unread["dev"] == "":
 		errs = append(errs, errors.New("pongcast: no JWT key configured: set PONGCAST_JWT_SECRET (at least 32 bytes, e.g. `openssl rand -hex 32`), --jwt-secret-file, or --jwt-public-key-file; or run with --dev for a throwaway secret"))
 	}
 
@@ -237,46 +249,43 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		}
 	}
 
-	if cfg.MaxMessageBytes < 1024 || cfg.MaxMessageBytes > 1<<20 {
-		bad("max-message-bytes", "must be between 1024 and 1048576, got %d", cfg.MaxMessageBytes)
-	}
-	if cfg.ClientRate <= 0 || cfg.ClientRate != cfg.ClientRate {
-		bad("client-rate", "must be > 0, got %v", cfg.ClientRate)
-	}
-	if cfg.ClientBurst < 1 {
-		bad("client-burst", "must be >= 1, got %d", cfg.ClientBurst)
-	}
-	if cfg.SendQueue < 1 || cfg.SendQueue > 1<<20 {
-		bad("send-queue", "must be between 1 and 1048576, got %d", cfg.SendQueue)
-	}
 	// Every reply must fit the cap too, and a subscribed reply lists the
-	// whole set.
-	if most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName; cfg.MaxSubscriptions < 1 || cfg.MaxSubscriptions > most {
-		bad("max-subscriptions", "must be between 1 and %d (so a subscribed reply fits --max-message-bytes), got %d", most, cfg.MaxSubscriptions)
+	// whole set: a small cap lowers the default limit, and refuses only a
+	// limit that is set.
+	bytesOK := unread["max-message-bytes"] == "" && cfg.MaxMessageBytes >= 1024 && cfg.MaxMessageBytes <= 1<<20
+	most := (cfg.MaxMessageBytes - 256) / subscriptionReplyBytesPerName
+	if !explicit["max-subscriptions"] && bytesOK {
+		cfg.MaxSubscriptions = min(DefaultMaxSubscriptions, most)
 	}
-	if cfg.MessageTimeout < 100*time.Millisecond {
-		bad("message-timeout", "must be at least 100ms, got %s", cfg.MessageTimeout)
-	}
-	if cfg.WriteTimeout < 100*time.Millisecond {
-		bad("write-timeout", "must be at least 100ms, got %s", cfg.WriteTimeout)
-	}
-	if cfg.PingInterval != 0 && cfg.PingInterval < time.Second {
-		bad("ping-interval", "must be 0 (off) or at least 1s, got %s", cfg.PingInterval)
-	}
-	if cfg.MaxConnections < 0 {
-		bad("max-connections", "must be >= 0 (0: no limit), got %d", cfg.MaxConnections)
-	}
-	if cfg.MaxConnectionsPerUser < 0 {
-		bad("max-connections-per-user", "must be >= 0 (0: no limit), got %d", cfg.MaxConnectionsPerUser)
-	}
-	if cfg.HandshakeRate < 0 || cfg.HandshakeRate != cfg.HandshakeRate {
-		bad("handshake-rate", "must be >= 0 (0: no limit), got %v", cfg.HandshakeRate)
-	}
-	if cfg.HandshakeRate > 0 && cfg.HandshakeBurst < 1 {
-		bad("handshake-burst", "must be >= 1 while --handshake-rate is set, got %d", cfg.HandshakeBurst)
-	}
-	if cfg.HandshakeTimeout < 100*time.Millisecond {
-		bad("handshake-timeout", "must be at least 100ms, got %s", cfg.HandshakeTimeout)
+	// Each bounded setting: what a good value is, the setting its bound
+	// depends on, if any (listed before it: while that one is refused, this
+	// one is not checked), and whether its value is good.
+	for _, r := range []struct {
+		name, want, on string
+		ok             bool
+	}{
+		{"max-message-bytes", "between 1024 and 1048576", "", bytesOK},
+		{"client-rate", "> 0", "", cfg.ClientRate > 0},
+		{"client-burst", ">= 1", "", cfg.ClientBurst >= 1},
+		{"send-queue", "between 1 and 1048576", "", cfg.SendQueue >= 1 && cfg.SendQueue <= 1<<20},
+		{"max-subscriptions", fmt.Sprintf("between 1 and %d (so a subscribed reply fits --max-message-bytes)", most), "max-message-bytes",
+			cfg.MaxSubscriptions >= 1 && cfg.MaxSubscriptions <= most},
+		{"message-timeout", "at least 100ms", "", cfg.MessageTimeout >= 100*time.Millisecond},
+		{"write-timeout", "at least 100ms", "", cfg.WriteTimeout >= 100*time.Millisecond},
+		{"ping-interval", "0 (off) or at least 1s", "", cfg.PingInterval == 0 || cfg.PingInterval >= time.Second},
+		{"max-connections", ">= 0 (0: no limit)", "", cfg.MaxConnections >= 0},
+		{"max-connections-per-user", ">= 0 (0: no limit)", "", cfg.MaxConnectionsPerUser >= 0},
+		{"handshake-rate", ">= 0 (0: no limit)", "", cfg.HandshakeRate >= 0},
+		{"handshake-burst", ">= 1 while --handshake-rate is set", "handshake-rate", cfg.HandshakeRate <= 0 || cfg.HandshakeBurst >= 1},
+		{"handshake-timeout", "at least 100ms", "", cfg.HandshakeTimeout >= 100*time.Millisecond},
+	} {
+		switch {
+		case refused[r.on]:
+		case unread[r.name] != "":
+			bad(r.name, "%s; must be %s", unread[r.name], r.want)
+		case !r.ok:
+			bad(r.name, "must be %s, got %s", r.want, lenient.Lookup(r.name).Value.String())
+		}
 	}
 	for _, p := range strings.Split(*proxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -305,8 +314,14 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		bad("log-format", "want text or json, got %q", cfg.LogFormat)
 	}
+	// The values of the other kinds that did not parse (--dev=maybe).
+	lenient.VisitAll(func(f *flag.Flag) {
+		if unread[f.Name] != "" && !refused[f.Name] {
+			bad(f.Name, "%s", unread[f.Name])
+		}
+	})
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return nil, &SettingsError{errs}
 	}
 	return cfg, nil
 }

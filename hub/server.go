@@ -81,7 +81,8 @@ func NewServer(opts Options) (*Server, error) {
 	if opts.RedisURL != "" {
 		ropts, err := redis.ParseURL(opts.RedisURL)
 		if err != nil {
-			return nil, fmt.Errorf("hub: redis url: %w", err)
+			// Not err: it quotes the URL, password and all.
+			return nil, errors.New("hub: Options.RedisURL is not a valid Redis URL (not shown: it may hold a password)")
 		}
 		s.feed = newFeed(s.route, s.log, s.metrics, ropts, opts.Channel)
 	}

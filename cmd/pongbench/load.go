@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/config"
 )
 
 // benchClient is one connection of the fleet.
@@ -216,7 +217,7 @@ type publisher struct {
 }
 
 func newPublisher(o *options) (*publisher, error) {
-	opts, err := redis.ParseURL(o.redisURL)
+	opts, err := config.ParseRedisURL(o.redisURL)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url: %w", err)
 	}

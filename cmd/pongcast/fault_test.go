@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -81,33 +79,8 @@ func TestBinaryExitsZeroOnSIGTERM(t *testing.T) {
 	}
 	redisURL := hubtest.RedisURL(t)
 	channel := hubtest.Channel(t)
-	cmd := exec.Command(bin, "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", channel, "--handshake-rate", "0", "--max-connections-per-user", "0")
-	cmd.Env = append(os.Environ(), "PONGCAST_JWT_SECRET="+hubtest.Secret)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-
-	// The listen address comes from the startup log line.
-	addrRE := regexp.MustCompile(`msg="pongcast listening" addr=(\S+)`)
-	lines := bufio.NewScanner(stderr)
-	var addr string
-	for addr == "" && lines.Scan() {
-		if m := addrRE.FindStringSubmatch(lines.Text()); m != nil {
-			addr = m[1]
-		}
-	}
-	if addr == "" {
-		t.Fatal("no listen address in the log")
-	}
-	go func() {
-		for lines.Scan() { // keep the pipe drained
-		}
-	}()
+	cmd, addr := startBinary(t, bin, append(os.Environ(), "PONGCAST_JWT_SECRET="+hubtest.Secret),
+		"--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", channel, "--handshake-rate", "0", "--max-connections-per-user", "0")
 	tok := hubtest.Token(t, "a", time.Hour, "*")
 	const clients = 200
 	codes := make(chan websocket.StatusCode, clients)

@@ -36,20 +36,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil)
+	var settings *config.SettingsError
 	switch {
 	case err == nil:
 	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &settings):
+		// Every bad setting is listed: the usage would bury them.
+		fmt.Fprintf(os.Stderr, "%v\n%s\n", err, settingsHint)
+		os.Exit(exitSettings)
 	default:
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
+// exitSettings is the exit status on bad settings, as on a bad command
+// line; 1 is for a server that could not start or stopped on an error.
+const exitSettings = 2
+
+// settingsHint follows the list of bad settings.
+const settingsHint = "run pongcast --help for all settings"
+
 // run is the whole server: it returns when ctx ends (after a graceful
 // shutdown) or when it cannot start. started, if not nil, is called with
 // the listen address once the server accepts connections.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(addr string)) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	cfg, err := config.Load(args, getenv, stdout) // --help, asked for, goes to stdout
 	if err != nil {
 		return err
 	}

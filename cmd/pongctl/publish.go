@@ -63,7 +63,7 @@ func (e env) publish(ctx context.Context, args []string) error {
 	if *redisURL == "" {
 		*redisURL = e.envOr("PONGCAST_REDIS_URL", config.DefaultRedisURL)
 	}
-	opts, err := redis.ParseURL(*redisURL)
+	opts, err := config.ParseRedisURL(*redisURL)
 	if err != nil {
 		return usagef("publish: --redis-url: %v", err)
 	}

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pongcast/pongcast/config"
 )
 
 func main() {
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, started func(addr
 	if *workers < 1 {
 		return usageError{fmt.Errorf("pongfloor: --workers must be at least 1, got %d", *workers)}
 	}
-	opts, err := redis.ParseURL(*redisURL)
+	opts, err := config.ParseRedisURL(*redisURL)
 	if err != nil {
 		return usageError{fmt.Errorf("pongfloor: --redis-url: %w", err)}
 	}
