@@ -34,6 +34,8 @@ const (
 	DefaultHandshakeRate    = 20.0
 	DefaultHandshakeBurst   = 40
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultIPv6Prefix       = 64
+	DefaultSubscribeOnConn  = "none"
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 )
@@ -78,6 +80,16 @@ type Config struct {
 	MaxConnectionsPerUser int
 	HandshakeRate         float64
 	HandshakeBurst        int
+	// HandshakeIPv6Prefix is how many leading bits of an IPv6 address
+	// make one client for the handshake rate and the pending cap.
+	HandshakeIPv6Prefix int
+	// MaxPending and MaxPendingPerIP cap the connections not yet
+	// upgraded; zero means derived from the file limit.
+	MaxPending      int
+	MaxPendingPerIP int
+	// SubscribeOnConnect is "none" or "all": what a connection that names
+	// no exchanges at connect is subscribed to.
+	SubscribeOnConnect string
 	// HandshakeTimeout bounds reading a handshake's headers (slowloris).
 	HandshakeTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -107,7 +119,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		publicKeyFile = fs.String("jwt-public-key-file", "", "PEM `file` with the public key for RS256/ES256/EdDSA tokens (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
 		issuer        = fs.String("jwt-issuer", "", "required token iss, checked when set (env PONGCAST_JWT_ISSUER)")
 		audience      = fs.String("jwt-audience", "", "required token aud, checked when set (env PONGCAST_JWT_AUDIENCE)")
-		origins       = fs.String("allowed-origins", "", "comma-separated browser Origin host `patterns` (path.Match, e.g. app.example.com,*.example.com; * for any); empty: same origin only (env PONGCAST_ALLOWED_ORIGINS)")
+		origins       = fs.String("allowed-origins", "", "comma-separated browser Origin `patterns`: host (https or http), scheme://host (that scheme only), with path.Match wildcards, e.g. app.example.com,https://*.example.com:8443; * for any; empty: same origin only (env PONGCAST_ALLOWED_ORIGINS)")
 		maxBytes      = fs.Int("max-message-bytes", DefaultMaxMessageBytes, "cap on every message, both directions, in `bytes` (env PONGCAST_MAX_MESSAGE_BYTES)")
 		rate          = fs.Float64("client-rate", DefaultClientRate, "client messages per second allowed per connection (token bucket rate) (env PONGCAST_CLIENT_RATE)")
 		burst         = fs.Int("client-burst", DefaultClientBurst, "token bucket burst per connection (env PONGCAST_CLIENT_BURST)")
@@ -120,6 +132,10 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		maxPerUser    = fs.Int("max-connections-per-user", DefaultMaxPerUser, "most connections per token subject (sub); more get 429; 0 means no limit (env PONGCAST_MAX_CONNECTIONS_PER_USER)")
 		hsRate        = fs.Float64("handshake-rate", DefaultHandshakeRate, "WebSocket handshakes per second allowed from one client IP; more get 429; 0 means no limit (env PONGCAST_HANDSHAKE_RATE)")
 		hsBurst       = fs.Int("handshake-burst", DefaultHandshakeBurst, "burst of handshakes allowed from one client IP (env PONGCAST_HANDSHAKE_BURST)")
+		v6Prefix      = fs.Int("handshake-ipv6-prefix", DefaultIPv6Prefix, "leading `bits` of an IPv6 address that make one client for --handshake-rate and --max-pending-per-ip (env PONGCAST_HANDSHAKE_IPV6_PREFIX)")
+		maxPending    = fs.Int("max-pending", 0, "most connections not yet upgraded to WebSockets (plain HTTP, handshakes in progress); more are answered 503 at accept; 0: an eighth of the file limit, 16 to 1024 (env PONGCAST_MAX_PENDING)")
+		maxPendingIP  = fs.Int("max-pending-per-ip", 0, "most of those from one client address (trusted proxies excepted); 0: a quarter of --max-pending (env PONGCAST_MAX_PENDING_PER_IP)")
+		subOnConnect  = fs.String("subscribe-on-connect", DefaultSubscribeOnConn, "none, or all: a connection that names no exchanges at connect is subscribed to every exchange its token allows, as the old broadcaster sent everything (env PONGCAST_SUBSCRIBE_ON_CONNECT)")
 		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
 		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
 		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
@@ -196,6 +212,10 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		HandshakeRate:         *hsRate,
 		HandshakeBurst:        *hsBurst,
 		HandshakeTimeout:      *hsTimeout,
+		HandshakeIPv6Prefix:   *v6Prefix,
+		MaxPending:            *maxPending,
+		MaxPendingPerIP:       *maxPendingIP,
+		SubscribeOnConnect:    *subOnConnect,
 		LogFormat:             *logFormat,
 		DebugAddr:             *debugAddr,
 		Dev:                   *dev,
@@ -241,7 +261,14 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 			if o == "" {
 				continue
 			}
-			if _, err := path.Match(o, ""); err != nil {
+			_, host, hasScheme := strings.Cut(o, "://")
+			if !hasScheme {
+				host = o
+			}
+			if _, err := path.Match(host, ""); err != nil || host == "" || strings.Contains(host, "/") {
+				if err == nil {
+					err = errors.New("want host, *.host, host:port or scheme://host")
+				}
 				bad("allowed-origins", "bad pattern %q: %v", o, err)
 				continue
 			}
@@ -278,6 +305,10 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		{"handshake-rate", ">= 0 (0: no limit)", "", cfg.HandshakeRate >= 0},
 		{"handshake-burst", ">= 1 while --handshake-rate is set", "handshake-rate", cfg.HandshakeRate <= 0 || cfg.HandshakeBurst >= 1},
 		{"handshake-timeout", "at least 100ms", "", cfg.HandshakeTimeout >= 100*time.Millisecond},
+		{"handshake-ipv6-prefix", "between 1 and 128", "", cfg.HandshakeIPv6Prefix >= 1 && cfg.HandshakeIPv6Prefix <= 128},
+		{"max-pending", ">= 0 (0: from the file limit)", "", cfg.MaxPending >= 0},
+		{"max-pending-per-ip", ">= 0 (0: a quarter of --max-pending)", "", cfg.MaxPendingPerIP >= 0},
+		{"subscribe-on-connect", "none or all", "", cfg.SubscribeOnConnect == "none" || cfg.SubscribeOnConnect == "all"},
 	} {
 		switch {
 		case refused[r.on]:

@@ -89,6 +89,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		initial = names
+	} else if s.opts.SubscribeAllOnConnect {
+		initial = []string{protocol.Wildcard}
 	}
 
 	switch s.admission.acquire(claims.Subject) {

@@ -79,6 +79,10 @@ type Options struct {
 	// limit.
 	HandshakeRate  float64
 	HandshakeBurst int
+	// SubscribeAllOnConnect subscribes a connection that names no
+	// exchanges at connect to every exchange its token allows, as "*"
+	// would: the old broadcaster's behaviour, filtered by the token.
+	SubscribeAllOnConnect bool
 	// MaxPending caps the connections not (yet) upgraded to WebSockets,
 	// and MaxPendingPerIP one address's share of them (trusted proxies
 	// excepted); past a cap a new connection is closed at once. They

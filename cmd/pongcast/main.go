@@ -106,6 +106,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		HandshakeRate:         cfg.HandshakeRate,
 		HandshakeBurst:        cfg.HandshakeBurst,
 		TrustedProxies:        cfg.TrustedProxies,
+		HandshakeIPv6Prefix:   cfg.HandshakeIPv6Prefix,
+		MaxPending:            cfg.MaxPending,
+		MaxPendingPerIP:       cfg.MaxPendingPerIP,
+		SubscribeAllOnConnect: cfg.SubscribeOnConnect == "all",
 		Logger:                log,
 	})
 	if err != nil {

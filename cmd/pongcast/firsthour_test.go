@@ -1,0 +1,49 @@
+package main
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+// An old client of the broadcaster adds only a token: with
+// --subscribe-on-connect all it hears every exchange its token allows (it
+// used to hear nothing), and still nothing else; naming exchanges at
+// connect still means just those.
+func TestSubscribeOnConnectAll(t *testing.T) {
+	s := startServer(t, hubtest.RedisURL(t), "--subscribe-on-connect", "all")
+	s.waitReady()
+	old := hubtest.MustDial(t, s.ws(""), hubtest.Token(t, "old", time.Hour, "gateio", "okx"))
+	if got := old.ReadType("subscribed").Exchanges; len(got) != 2 || got[0] != "gateio" || got[1] != "okx" {
+		t.Fatalf("subscribed %v, want the token's gateio,okx", got)
+	}
+	named := hubtest.MustDial(t, s.ws("exchanges=okx"), hubtest.Token(t, "new", time.Hour, "*"))
+	if got := named.ReadType("subscribed").Exchanges; len(got) != 1 || got[0] != "okx" {
+		t.Fatalf("named at connect: subscribed %v, want okx alone", got)
+	}
+	s.publish(pong("binance", 1)) // allowed to neither
+	s.publish(pong("gateio", 2))
+	s.publish(pong("okx", 3))
+	for _, want := range []string{"gateio", "okx"} {
+		if m := old.ReadType("exchange:pong"); m.Exchange != want {
+			t.Fatalf("old client got %s, want %s", m.Raw, want)
+		}
+	}
+	if m := named.ReadType("exchange:pong"); m.Exchange != "okx" {
+		t.Fatalf("named client got %s, want okx", m.Raw)
+	}
+}
+
+// The default is none: a connection that names nothing gets nothing
+// until it subscribes.
+func TestSubscribeOnConnectNoneByDefault(t *testing.T) {
+	s := startServer(t, hubtest.RedisURL(t))
+	s.waitReady()
+	c := hubtest.MustDial(t, s.ws(""), hubtest.Token(t, "quiet", time.Hour, "*"))
+	s.publish(pong("gateio", 1))
+	c.Send(map[string]any{"type": "ping", "id": "after"})
+	if m := c.Read(); m.Type != "pong" {
+		t.Fatalf("first message %s, want the pong reply: nothing was subscribed", m.Raw)
+	}
+}
