@@ -1,11 +1,16 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"hash"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,4 +67,96 @@ func signedWithTestSecret(parts []string) bool {
 		}
 	}
 	return false
+}
+
+// FuzzClaimsJSON checks tokenClaims.UnmarshalJSON against encoding/json:
+// it refuses with ErrTokenClaims exactly the objects that name a known
+// claim twice or in another case (found here by a json.Decoder scan), and
+// whatever it accepts, encoding/json's own struct decoder reads the same
+// way. What it decodes encodes the same way again after a round trip.
+func FuzzClaimsJSON(f *testing.F) {
+	for _, seed := range []string{
+		`{"sub":"a","exp":1700000000,"exchanges":["gateio"]}`,
+		`{"sub":"a","exp":1.7e9,"nbf":-1,"iat":0.5,"aud":["x","y"],"iss":"i","jti":"j","exchanges":null}`,
+		`{"EXCHANGES":["*"]}`,
+		`{"exchanges":[],"exchanges":["*"]}`,
+		`{"exchangeſ":["*"]}`,
+		`{"\u0065xchanges":["a"],"\u0045xp":1}`,
+		`{"exp":"1700000000"}`,
+		`{"x":{"exchanges":["*"],"y":[1,"]}\"",{}]},"sub":"\"\\"}`,
+		` { } `,
+		`{"sub":1}`,
+		`[]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	type plain tokenClaims // encoding/json's struct decoding, folding names
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var got tokenClaims
+		err := json.Unmarshal(data, &got)
+		names, isObject := memberNames(data)
+		ambiguous := false
+		for i, name := range names {
+			for _, known := range knownClaims {
+				if strings.EqualFold(name, known) && (name != known || slices.Contains(names[:i], name)) {
+					ambiguous = true
+				}
+			}
+		}
+		// Another error (a claim of the wrong type) may come first and
+		// says nothing about the names.
+		switch {
+		case errors.Is(err, ErrTokenClaims) && !ambiguous:
+			t.Fatalf("%s: refused (%v) without a repeated or folded claim name", data, err)
+		case err == nil && !isObject:
+			t.Fatalf("%s: accepted, but not one JSON object", data)
+		case err == nil && ambiguous:
+			t.Fatalf("%s: accepted with a repeated or folded claim name", data)
+		case err != nil:
+			return
+		}
+		var want tokenClaims
+		if err := json.Unmarshal(data, (*plain)(&want)); err != nil {
+			t.Fatalf("%s: accepted, but encoding/json says %v", data, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: decoded %+v, encoding/json %+v", data, got, want)
+		}
+		enc, err := json.Marshal(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var again tokenClaims
+		if err := json.Unmarshal(enc, &again); err != nil {
+			t.Fatalf("%s: encoded as %s, which is refused: %v", data, enc, err)
+		}
+		if enc2, _ := json.Marshal(again); !bytes.Equal(enc2, enc) {
+			t.Fatalf("%s: encoded as %s, then as %s", data, enc, enc2)
+		}
+	})
+}
+
+// memberNames lists the member names of a JSON object, unescaped, in
+// order, by json.Decoder; false if data is not one valid JSON object.
+func memberNames(data []byte) ([]string, bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, false
+	}
+	var names []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, false
+		}
+		names = append(names, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return nil, false
+		}
+	}
+	return names, true
 }

@@ -43,12 +43,6 @@ type Verifier struct {
 	parser     *jwt.Parser
 }
 
-// tokenClaims is the JSON shape of a pongcast token.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	Exchanges []string `json:"exchanges,omitempty"`
-}
-
 // NewVerifier builds a Verifier, refusing a key that is missing, weak or of
 // an unsupported type.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
@@ -132,7 +126,10 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 // classify maps the jwt library's errors onto this package's sentinels.
 func classify(err error) error {
 	mapped := []struct{ lib, ours error }{
+		// Ours, from keyFor and tokenClaims.UnmarshalJSON, come first:
+		// the library wraps them in its own.
 		{ErrTokenAlgorithm, ErrTokenAlgorithm},
+		{ErrTokenClaims, ErrTokenClaims},
 		{jwt.ErrTokenMalformed, ErrTokenMalformed},
 		{jwt.ErrTokenSignatureInvalid, ErrTokenSignature},
 		{jwt.ErrTokenRequiredClaimMissing, ErrTokenClaims},
