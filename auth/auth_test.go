@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -70,6 +71,12 @@ func signRaw(t testing.TB, header, payload string) string {
 }
 
 const hs256Header = `{"alg":"HS256","typ":"JWT"}`
+
+// aliceJSON is the payload of a token valid at now for alice, allowing
+// gateio, with extra (",\"name\":value...") appended to its members.
+func aliceJSON(now time.Time, extra string) string {
+	return fmt.Sprintf(`{"sub":"alice","exp":%d,"iat":%d,"exchanges":["gateio"]%s}`, now.Add(time.Hour).Unix(), now.Unix(), extra)
+}
 
 // testVerifier accepts HMAC tokens signed with testSecret.
 func testVerifier(t *testing.T) *Verifier {

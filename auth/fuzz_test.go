@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash"
 	"reflect"
 	"slices"
@@ -20,8 +21,9 @@ import (
 
 // FuzzVerify feeds arbitrary strings, seeded with valid tokens and near
 // misses, to a Verifier. Whatever it accepts must carry a signature that
-// an independent HMAC computation with the configured key agrees with, and
-// claims that obey the contract.
+// an independent HMAC computation with the configured key agrees with, be
+// the one canonical spelling of its bytes, carry no crit header and no
+// known claim in another case, and obey the contract.
 func FuzzVerify(f *testing.F) {
 	now := time.Now()
 	s, _ := NewHMACSigner(testSecret, "HS256")
@@ -29,7 +31,13 @@ func FuzzVerify(f *testing.F) {
 	s512, _ := NewHMACSigner(testSecret, "HS512")
 	good512, _ := s512.Issue(TokenSpec{Subject: "b", Exchanges: []string{"*"}, TTL: time.Hour, Now: now})
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "x", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	for _, seed := range []string{good, good512, none, tamper(good), "a.b.c", "", "eyJhbGciOiJIUzI1NiJ9..", good + "x"} {
+	for _, seed := range []string{good, good512, none, tamper(good), "a.b.c", "", "eyJhbGciOiJIUzI1NiJ9..", good + "x",
+		good[:len(good)-8] + "\n" + good[len(good)-8:], flipUnusedBits(good), good + "=",
+		signRaw(f, `{"alg":"HS256","crit":["exp"]}`, aliceJSON(now, "")),
+		signRaw(f, hs256Header, aliceJSON(now, `,"EXCHANGES":["*"]`)),
+		signRaw(f, hs256Header, aliceJSON(now, `,"exchangeſ":["*"]`)),
+		signRaw(f, hs256Header, fmt.Sprintf(`{"sub":"a","exp":"%d"}`, now.Add(time.Hour).Unix())),
+	} {
 		f.Add(seed)
 	}
 	v, err := NewVerifier(VerifierConfig{HMACSecret: testSecret, Now: func() time.Time { return now }})
@@ -50,6 +58,30 @@ func FuzzVerify(f *testing.F) {
 		}
 		if claims.Subject == "" || claims.ExpiresAt.IsZero() {
 			t.Fatalf("accepted claims without sub or exp: %+v", claims)
+		}
+		var segs [3][]byte
+		for i, part := range parts {
+			// Lenient decoding, as the check of the spelling.
+			b, err := base64.RawURLEncoding.DecodeString(part)
+			if err != nil || base64.RawURLEncoding.EncodeToString(b) != part {
+				t.Fatalf("accepted a token whose segment %d is not canonical base64url: %q", i, token)
+			}
+			segs[i] = b
+		}
+		var header map[string]any
+		if err := json.Unmarshal(segs[0], &header); err != nil {
+			t.Fatalf("accepted a header that is not JSON: %s", segs[0])
+		}
+		if _, crit := header["crit"]; crit {
+			t.Fatalf("accepted a header with crit: %s", segs[0])
+		}
+		names, _ := memberNames(segs[1])
+		for _, name := range names {
+			for _, known := range knownClaims {
+				if name != known && strings.EqualFold(name, known) {
+					t.Fatalf("accepted claim name %q for %q: %s", name, known, segs[1])
+				}
+			}
 		}
 	})
 }

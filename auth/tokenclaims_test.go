@@ -16,11 +16,8 @@ import (
 // same name twice, is refused with reason claims.
 func TestClaimNamesAreExact(t *testing.T) {
 	now := time.Now()
-	exp, iat := now.Add(time.Hour).Unix(), now.Unix()
-	v := testVerifier(t)
-	payload := func(extra string) string {
-		return fmt.Sprintf(`{"sub":"alice","exp":%d,"iat":%d,"exchanges":["gateio"]%s}`, exp, iat, extra)
-	}
+	exp := now.Add(time.Hour).Unix()
+	payload := func(extra string) string { return aliceJSON(now, extra) }
 	raw := func(p string) string { return signRaw(t, hs256Header, p) }
 	cases := []verifyCase{
 		{"exact names", raw(payload("")), nil},
@@ -48,7 +45,7 @@ func TestClaimNamesAreExact(t *testing.T) {
 			cases = append(cases, verifyCase{"variant " + k, raw(payload(fmt.Sprintf(`,%q:%s`, k, plausibleValue(name, now)))), ErrTokenClaims})
 		}
 	}
-	runVerifyCases(t, v, cases)
+	runVerifyCases(t, testVerifier(t), cases)
 }
 
 // plausibleValue is a value for claim name that the old, case-folding
