@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -56,6 +57,74 @@ func publicPEM(t *testing.T, pub any) []byte {
 	return pemOf(t, "PUBLIC KEY", der)
 }
 
+// signRaw signs header and payload as written, byte for byte, with
+// testSecret under HS256: the way to make tokens no JSON encoder would
+// write (repeated names, names in another case, escapes).
+func signRaw(t testing.TB, header, payload string) string {
+	t.Helper()
+	signing := jwtEncode([]byte(header)) + "." + jwtEncode([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + jwtEncode(sig)
+}
+
+const hs256Header = `{"alg":"HS256","typ":"JWT"}`
+
+// aliceJSON is the payload of a token valid at now for alice, allowing
+// gateio, with extra (",\"name\":value...") appended to its members.
+func aliceJSON(now time.Time, extra string) string {
+	return fmt.Sprintf(`{"sub":"alice","exp":%d,"iat":%d,"exchanges":["gateio"]%s}`, now.Add(time.Hour).Unix(), now.Unix(), extra)
+}
+
+// testVerifier accepts HMAC tokens signed with testSecret.
+func testVerifier(t *testing.T) *Verifier {
+	t.Helper()
+	v, err := NewVerifier(VerifierConfig{HMACSecret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// verifyCase is a token and the sentinel Verify must return for it (nil:
+// accepted, granting alice gateio only).
+type verifyCase struct {
+	name  string
+	token string
+	want  error
+}
+
+// runVerifyCases checks each case's outcome and reason, and that no error
+// quotes its token.
+func runVerifyCases(t *testing.T, v *Verifier, cases []verifyCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			claims, err := v.Verify(tc.token)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Verify: %v", err)
+				}
+				if claims.Subject != "alice" || !claims.Allows("gateio") || claims.Allows("binance") {
+					t.Fatalf("claims = %+v", claims)
+				}
+				return
+			}
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v (claims %+v), want %v", err, claims, tc.want)
+			}
+			if got, want := Reason(err), Reason(tc.want); got != want {
+				t.Fatalf("Reason = %q, want %q (err %v)", got, want, err)
+			}
+			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
+				t.Fatal("the error quotes the token")
+			}
+		})
+	}
+}
+
 func TestVerifyHMAC(t *testing.T) {
 	now := time.Now()
 	v, err := NewVerifier(VerifierConfig{HMACSecret: testSecret, Issuer: "ops", Audience: "pongcast"})
@@ -74,11 +143,7 @@ func TestVerifyHMAC(t *testing.T) {
 	unsigned, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claimsAt(now, good)).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	hs256 := sign(t, jwt.SigningMethodHS256, testSecret, claimsAt(now, good))
 
-	cases := []struct {
-		name  string
-		token string
-		want  error
-	}{
+	cases := []verifyCase{
 		{"HS256", hs256, nil},
 		{"HS384", sign(t, jwt.SigningMethodHS384, testSecret, claimsAt(now, good)), nil},
 		{"HS512", sign(t, jwt.SigningMethodHS512, testSecret, claimsAt(now, good)), nil},
@@ -106,26 +171,7 @@ func TestVerifyHMAC(t *testing.T) {
 		{"two parts", "a.b", ErrTokenMalformed},
 		{"huge", strings.Repeat("a", MaxTokenBytes+1), ErrTokenMalformed},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			claims, err := v.Verify(tc.token)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("Verify: %v", err)
-				}
-				if claims.Subject != "alice" || !claims.Allows("gateio") || claims.Allows("binance") {
-					t.Fatalf("claims = %+v", claims)
-				}
-				return
-			}
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("err = %v, want %v", err, tc.want)
-			}
-			if tc.token != "" && strings.Contains(err.Error(), tc.token) {
-				t.Fatal("the error quotes the token")
-			}
-		})
-	}
+	runVerifyCases(t, v, cases)
 }
 
 func tamper(token string) string {

@@ -43,12 +43,6 @@ type Verifier struct {
 	parser     *jwt.Parser
 }
 
-// tokenClaims is the JSON shape of a pongcast token.
-type tokenClaims struct {
-	jwt.RegisteredClaims
-	Exchanges []string `json:"exchanges,omitempty"`
-}
-
 // NewVerifier builds a Verifier, refusing a key that is missing, weak or of
 // an unsupported type.
 func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
@@ -75,6 +69,10 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		leeway = DefaultLeeway
 	}
 	opts := []jwt.ParserOption{
+		// Strict base64 refuses a last character with its unused low bits
+		// set; checkAlphabet refuses the rest of what lenient decoding
+		// skips or allows. Together: one token, one spelling.
+		jwt.WithStrictDecoding(),
 		jwt.WithLeeway(leeway),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
@@ -104,6 +102,9 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return Claims{}, fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, MaxTokenBytes)
 	}
+	if err := checkAlphabet(token); err != nil {
+		return Claims{}, err
+	}
 	var tc tokenClaims
 	_, err := v.parser.ParseWithClaims(token, &tc, v.keyFor)
 	if err != nil {
@@ -119,12 +120,32 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	return Claims{Subject: tc.Subject, Exchanges: exchanges, ExpiresAt: tc.ExpiresAt.Time}, nil
 }
 
+// checkAlphabet refuses a token holding any byte but the base64url
+// alphabet and the dots between segments. Go's base64 decoding skips CR
+// and LF wherever they stand, so without this a signature with a newline
+// inside (%0A in ?access_token=) would still verify.
+func checkAlphabet(token string) error {
+	for i := 0; i < len(token); i++ {
+		switch c := token[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return fmt.Errorf("%w: byte %d is not base64url (no padding, line breaks or spaces)", ErrTokenMalformed, i)
+		}
+	}
+	return nil
+}
+
 // keyFor refuses any algorithm outside the configured family before the
-// signature is looked at: alg "none" and HS/RS confusion stop here.
+// signature is looked at: alg "none" and HS/RS confusion stop here. So
+// does a crit header: it names extensions the token must not be accepted
+// without (RFC 7515 section 4.1.11), and this server implements none.
 func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 	alg, _ := t.Header["alg"].(string)
 	if !slices.Contains(v.algorithms, alg) || t.Method == nil || t.Method.Alg() != alg {
 		return nil, fmt.Errorf("%w: %.16q (accepted: %v)", ErrTokenAlgorithm, alg, v.algorithms)
+	}
+	if _, ok := t.Header["crit"]; ok {
+		return nil, fmt.Errorf("%w: the header names critical extensions (crit), and none is supported", ErrTokenMalformed)
 	}
 	return v.key, nil
 }
@@ -132,7 +153,11 @@ func (v *Verifier) keyFor(t *jwt.Token) (any, error) {
 // classify maps the jwt library's errors onto this package's sentinels.
 func classify(err error) error {
 	mapped := []struct{ lib, ours error }{
+		// Ours, from keyFor and tokenClaims.UnmarshalJSON, come first:
+		// the library wraps them in its own.
 		{ErrTokenAlgorithm, ErrTokenAlgorithm},
+		{ErrTokenClaims, ErrTokenClaims},
+		{ErrTokenMalformed, ErrTokenMalformed},
 		{jwt.ErrTokenMalformed, ErrTokenMalformed},
 		{jwt.ErrTokenSignatureInvalid, ErrTokenSignature},
 		{jwt.ErrTokenRequiredClaimMissing, ErrTokenClaims},

@@ -343,6 +343,14 @@ func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
 	s.waitReady()
 	good := hubtest.Token(t, "a", time.Hour, "*")
 	expired := hubtest.Sign(t, auth.TokenSpec{Subject: "a", Exchanges: []string{"*"}, TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
+	exp := time.Now().Add(time.Hour).Unix()
+	hs256 := `{"alg":"HS256","typ":"JWT"}`
+	claims := func(format string) string { return fmt.Sprintf(format, exp) } // format's one %d is exp
+	bearer := func(token string) http.Header { return http.Header{"Authorization": {"Bearer " + token}} }
+	upperExchanges := hubtest.SignJSON(t, hs256, claims(`{"sub":"a","exp":%d,"EXCHANGES":["*"]}`))
+	secondExchanges := hubtest.SignJSON(t, hs256, claims(`{"sub":"a","exp":%d,"exchanges":["gateio"],"EXCHANGES":["*"]}`))
+	crit := hubtest.SignJSON(t, `{"alg":"HS256","crit":["exp"]}`, claims(`{"sub":"a","exp":%d,"exchanges":["*"]}`))
+	expString := hubtest.SignJSON(t, hs256, claims(`{"sub":"a","exp":"%d","exchanges":["*"]}`))
 	cases := []struct {
 		name   string
 		url    string
@@ -358,9 +366,16 @@ func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
 		{"token in the wrong parameter", s.ws("token=" + good), nil, 401, "missing"},
 		{"four segments", s.ws(""), http.Header{"Authorization": {"Bearer " + good + ".extra"}}, 401, "malformed"},
 		{"space inside", s.ws(""), http.Header{"Authorization": {"Bearer " + good[:20] + " " + good[20:]}}, 401, "malformed"},
-		{"signature cut", s.ws(""), http.Header{"Authorization": {"Bearer " + good[:len(good)-4]}}, 401, "signature"},
+		// 43 characters cut to 40: canonical base64url still (a cut that
+		// leaves unused bits set is malformed), just the wrong signature.
+		{"signature cut", s.ws(""), http.Header{"Authorization": {"Bearer " + good[:len(good)-3]}}, 401, "signature"},
 		{"9 KB token", s.ws(""), http.Header{"Authorization": {"Bearer " + strings.Repeat("a", 9000)}}, 401, "malformed"},
 		{"alg none", s.ws(""), http.Header{"Authorization": {"Bearer " + noneToken(t)}}, 401, "algorithm"},
+		{"EXCHANGES for exchanges", s.ws(""), bearer(upperExchanges), 401, "claims"},
+		{"EXCHANGES after exchanges", s.ws("access_token=" + secondExchanges), nil, 401, "claims"},
+		{"%0A in the query token", s.ws("access_token=" + good[:len(good)-10] + "%0A" + good[len(good)-10:]), nil, 401, "malformed"},
+		{"crit header", s.ws(""), bearer(crit), 401, "malformed"},
+		{"exp as a string", s.ws(""), bearer(expString), 401, "malformed"},
 		{"headers past 16 KB", s.ws(""), http.Header{"Authorization": {"Bearer " + strings.Repeat("a", 30000)}}, 431, ""},
 		{"lower-case scheme", s.ws(""), http.Header{"Authorization": {"bearer " + good}}, 101, ""},
 		{"query token", s.ws("access_token=" + url.QueryEscape(good)), nil, 101, ""},
