@@ -41,6 +41,7 @@ type Verifier struct {
 	key        any
 	algorithms []string
 	parser     *jwt.Parser
+	leeway     time.Duration
 }
 
 // NewVerifier builds a Verifier, refusing a key that is missing, weak or of
@@ -87,7 +88,20 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 		opts = append(opts, jwt.WithAudience(cfg.Audience))
 	}
 	v.parser = jwt.NewParser(opts...)
+	v.leeway = leeway
 	return v, nil
+}
+
+// Deadline is when a connection accepted at now on c must end: at exp, or,
+// for a token already past exp and accepted within the leeway, at exp plus
+// the leeway. The leeway is for clock skew, so a token it admits gets the
+// whole of it; ending such a connection at once would only make its client
+// reconnect, be admitted, and be cut again until the leeway runs out.
+func (v *Verifier) Deadline(c Claims, now time.Time) time.Time {
+	if now.After(c.ExpiresAt) {
+		return c.ExpiresAt.Add(v.leeway)
+	}
+	return c.ExpiresAt
 }
 
 // Algorithms lists the JWT algorithms this Verifier accepts.

@@ -30,7 +30,9 @@ type testServer struct {
 
 func newTestServer(t testing.TB, opts Options) *testServer {
 	t.Helper()
-	opts.Verifier = hubtest.Verifier(t)
+	if opts.Verifier == nil {
+		opts.Verifier = hubtest.Verifier(t)
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -148,10 +148,12 @@ func (s *session) takeToken(kind string) (ok, closed bool) {
 
 var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too many messages: slow down", nil)
 
-// armExpiry starts the timer that ends the session at the token's exp.
+// armExpiry starts the timer that ends the session when its token does:
+// at exp, or at exp plus the leeway for a token accepted within it.
 func (s *session) armExpiry() {
 	s.expiring.Add(1)
-	s.expiry = time.AfterFunc(time.Until(s.claims.ExpiresAt), s.expire)
+	now := time.Now()
+	s.expiry = time.AfterFunc(s.srv.opts.Verifier.Deadline(s.claims, now).Sub(now), s.expire)
 }
 
 // expire runs at the token's exp: tell the client why, then close.
