@@ -102,8 +102,13 @@ const maxSeconds = 1 << 53
 // numericDate reads a NumericDate (RFC 7519 section 2): a JSON number of
 // seconds since the epoch. jwt.NumericDate's own UnmarshalJSON also takes
 // a string holding a number ("exp":"1700000000"), a second spelling of the
-// same token that no issuer needs, and null.
+// same token that no issuer needs; null counts as absent.
 func numericDate(value []byte) (*jwt.NumericDate, error) {
+	if string(value) == "null" {
+		// Some issuers write null for a time claim they do not set: it is
+		// absent (so a null exp is refused as missing).
+		return nil, nil
+	}
 	if len(value) == 0 || value[0] != '-' && (value[0] < '0' || value[0] > '9') {
 		return nil, errors.New("not a JSON number")
 	}

@@ -3,7 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
@@ -13,14 +16,34 @@ import (
 // show: its scheme, host and port. Everything else (user name, password,
 // database, options) is left out, and so is a host or port that does not
 // look like one, so that a URL that does not parse, or a password typed
-// where the host goes, shows no secret either. A value without a scheme
-// gives its host and port alone; one with nothing to show gives "".
+// where the host goes, shows no secret either. A value without a scheme is
+// shown only when it is plainly an address (an IP address or localhost,
+// with a port or not); otherwise it gives "".
 func RedactRedisURL(raw string) string {
 	scheme, rest, found := strings.Cut(raw, "://")
 	if !found || !isScheme(scheme) {
-		scheme, rest = "", raw
+		addr := raw
+		if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+			addr = addr[i+1:]
+		}
+		if i := strings.IndexAny(addr, "/?#"); i >= 0 {
+			addr = addr[:i]
+		}
+		if isLiteralAddress(addr) {
+			return addr
+		}
+		return ""
 	}
-	// A user name and password end at the last @, whatever they hold.
+	if u, err := url.Parse(raw); err == nil {
+		// net/url knows where the authority ends, an @ in the query
+		// notwithstanding.
+		if isHostPort(u.Host) {
+			return scheme + "://" + u.Host
+		}
+		return scheme + "://"
+	}
+	// It does not parse (a bad escape, say): a user name and password end
+	// at the last @, whatever they hold.
 	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
 		rest = rest[i+1:]
 	}
@@ -30,10 +53,25 @@ func RedactRedisURL(raw string) string {
 	if !isHostPort(rest) {
 		rest = ""
 	}
-	if scheme == "" {
-		return rest
-	}
 	return scheme + "://" + rest
+}
+
+// isLiteralAddress reports whether s is an IP address or localhost, with
+// or without a port: something that cannot be a password typed in the
+// wrong place.
+func isLiteralAddress(s string) bool {
+	host := s
+	if h, port, err := net.SplitHostPort(s); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
+		host = h
+	}
+	if host == "localhost" {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // ParseRedisURL parses a Redis URL as redis.ParseURL does. Its error names

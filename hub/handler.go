@@ -73,24 +73,34 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// What the connection is subscribed to at once, checked as a
+	// subscribe message would be, but refused here, before the upgrade:
+	// a client that cannot get what it asked for hears why at connect.
 	var initial []string
+	what := "?exchanges"
 	if raw := r.URL.Query().Get(ExchangesParam); raw != "" {
 		// SplitN: a list past the cap costs one more string, not its length.
 		limit := s.maxListNames()
 		names, err := protocol.NormalizeExchangeList(strings.SplitN(raw, ",", limit+1), limit)
 		if err != nil {
 			s.metrics.HandshakeRefusals.WithLabelValues("bad_request").Inc()
-			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, "?exchanges: "+publicText(err))
-			return
-		}
-		if _, _, err := expandSubscription(claims, names); err != nil {
-			s.metrics.HandshakeRefusals.WithLabelValues("forbidden").Inc()
-			writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, "?exchanges: "+publicText(err))
+			writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, what+": "+publicText(err))
 			return
 		}
 		initial = names
 	} else if s.opts.SubscribeAllOnConnect {
-		initial = []string{protocol.Wildcard}
+		initial, what = []string{protocol.Wildcard}, "--subscribe-on-connect all"
+	}
+	if initial != nil {
+		if err := s.hub.checkSubscription(claims, initial); err != nil {
+			code, status := subscribeErrorCode(err), http.StatusBadRequest
+			if code == protocol.CodeForbidden {
+				status = http.StatusForbidden
+			}
+			s.metrics.HandshakeRefusals.WithLabelValues(code).Inc()
+			writeHTTPError(w, status, code, what+": "+publicText(err))
+			return
+		}
 	}
 
 	switch s.admission.acquire(claims.Subject) {

@@ -107,6 +107,28 @@ func expandSubscription(claims auth.Claims, names []string) (add []string, wildc
 	return add, wildcard, nil
 }
 
+// checkSubscription says whether a client holding nothing yet could
+// subscribe to names under claims: the same refusals as subscribe, before
+// there is a session.
+func (h *Hub) checkSubscription(claims auth.Claims, names []string) error {
+	add, _, err := expandSubscription(claims, names)
+	if err != nil {
+		return err
+	}
+	slices.Sort(add)
+	if n := len(slices.Compact(add)); n > h.maxSubscriptions {
+		return h.tooMany(0, n)
+	}
+	return nil
+}
+
+// tooMany is the refusal of a subscribe that would take a client holding
+// have names past the limit.
+func (h *Hub) tooMany(have, more int) error {
+	return fmt.Errorf("%w: at most %d exchanges by name (have %d, asked for %d more); \"*\" counts as none",
+		ErrTooManySubs, h.maxSubscriptions, have, more)
+}
+
 // subscribe adds names (normalised, possibly protocol.Wildcard) to s's set,
 // all or nothing, and returns the whole set now. The list is checked,
 // de-duplicated and sorted before the lock is taken; under it, each name
@@ -131,8 +153,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 		}
 	}
 	if len(m.subs)+len(fresh) > h.maxSubscriptions {
-		return nil, fmt.Errorf("%w: at most %d exchanges by name (have %d, asked for %d more); \"*\" counts as none",
-			ErrTooManySubs, h.maxSubscriptions, len(m.subs), len(fresh))
+		return nil, h.tooMany(len(m.subs), len(fresh))
 	}
 	for _, name := range fresh {
 		set := h.byExchange[name]

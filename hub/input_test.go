@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // distinctNames returns n valid, distinct exchange names.
@@ -197,5 +199,15 @@ func TestClientMessagesCarryNoPackagePrefixes(t *testing.T) {
 				t.Errorf("%q carries %q", text, p)
 			}
 		}
+	}
+}
+
+// The client's own words are quoted back as they were, even when they look
+// like a package prefix.
+func TestPublicTextLeavesQuotedInputAlone(t *testing.T) {
+	err := fmt.Errorf("%w: %w", protocol.ErrBadRequest, fmt.Errorf("%w %q: want ...", protocol.ErrInvalidExchange, `ok: hub: "fine`))
+	want := `bad request: invalid exchange name "ok: hub: \"fine": want ...`
+	if got := publicText(err); got != want {
+		t.Fatalf("publicText = %s, want %s", got, want)
 	}
 }

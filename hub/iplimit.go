@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -55,7 +56,7 @@ func newIPLimiter(perSecond float64, burst, v6Bits int, now time.Time) *ipLimite
 	l := &ipLimiter{
 		perSecond: perSecond,
 		burst:     float64(burst),
-		refill:    time.Duration(float64(burst) / perSecond * float64(time.Second)),
+		refill:    refillTime(float64(burst), perSecond),
 		v6Bits:    v6Bits,
 		max:       ipTableMax,
 		epoch:     now,
@@ -135,4 +136,14 @@ func (l *ipLimiter) size() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.table)
+}
+
+// refillTime is how long an empty bucket takes to fill, capped where a
+// Duration would overflow (a rate so low means "never forget").
+func refillTime(burst, perSecond float64) time.Duration {
+	secs := burst / perSecond
+	if secs >= float64(math.MaxInt64/int64(time.Second)) {
+		return math.MaxInt64
+	}
+	return time.Duration(secs * float64(time.Second))
 }

@@ -122,3 +122,20 @@ func BenchmarkIPLimiterTable(b *testing.B) {
 		runtime.KeepAlive(l)
 	}
 }
+
+// A rate so low that the refill time overflows a Duration still limits
+// (the refill time went negative, and every bucket was forgotten at once).
+func TestIPLimiterTinyRateStillLimits(t *testing.T) {
+	now := time.Now()
+	l := newIPLimiter(1e-12, 40, DefaultHandshakeIPv6Prefix, now)
+	ip := netip.MustParseAddr("192.0.2.1")
+	allowed := 0
+	for i := range 100 {
+		if ok, _, _ := l.allow(ip, now.Add(time.Duration(i)*time.Millisecond)); ok {
+			allowed++
+		}
+	}
+	if allowed != 40 {
+		t.Fatalf("%d of 100 allowed, want the burst of 40", allowed)
+	}
+}

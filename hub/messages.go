@@ -54,12 +54,39 @@ func subscribeErrorCode(err error) string {
 var packagePrefixes = []string{"protocol: ", "hub: ", "auth: "}
 
 // publicText is err's text as a client sees it: the same words, without
-// package prefixes.
+// the package prefixes that begin the text or follow a ": ". Quoted text
+// (the client's own input, which errors quote with %q) is left as it is.
 func publicText(err error) string {
 	text := err.Error()
-	for _, p := range packagePrefixes {
-		text = strings.TrimPrefix(text, p)
-		text = strings.ReplaceAll(text, ": "+p, ": ")
+	var b strings.Builder
+	quoted, escaped := false, false
+	for i := 0; i < len(text); i++ {
+		if !quoted && (i == 0 || strings.HasSuffix(text[:i], ": ")) {
+			if p := prefixAt(text[i:]); p != "" {
+				i += len(p) - 1
+				continue
+			}
+		}
+		c := text[i]
+		switch {
+		case escaped:
+			escaped = false
+		case quoted && c == '\\':
+			escaped = true
+		case c == '"':
+			quoted = !quoted
+		}
+		b.WriteByte(c)
 	}
-	return text
+	return b.String()
+}
+
+// prefixAt is the package prefix s begins with, or "".
+func prefixAt(s string) string {
+	for _, p := range packagePrefixes {
+		if strings.HasPrefix(s, p) {
+			return p
+		}
+	}
+	return ""
 }

@@ -85,8 +85,9 @@ type Options struct {
 	SubscribeAllOnConnect bool
 	// MaxPending caps the connections not (yet) upgraded to WebSockets,
 	// and MaxPendingPerIP one address's share of them (trusted proxies
-	// excepted); past a cap a new connection is closed at once. They
-	// apply to listeners from Server.Listen. If zero, MaxPending is an
+	// excepted). Past the cap per address a new connection is refused;
+	// past the total, the one waiting longest is closed to make room.
+	// They apply to listeners from Server.Listen. If zero, MaxPending is an
 	// eighth of the file limit (16 to 1024) and MaxPendingPerIP a
 	// quarter of MaxPending; negative means no cap.
 	MaxPending      int

@@ -22,7 +22,8 @@ const (
 	maxDefaultPending   = 1024
 	// pendingShareOfAddress is the part of the pending cap one address may
 	// hold by default: enough for a burst of handshakes from behind one
-	// NAT, too little for one address to starve the others.
+	// NAT (or a load test), and no single address fills the pool (when it
+	// is full, the connection waiting longest gives way anyway).
 	pendingShareOfAddress = 4
 )
 
@@ -49,8 +50,14 @@ func defaultMaxPending() int {
 // not yet) WebSockets: every connection from accept until it is upgraded
 // or closed, plain HTTP requests and idle keep-alives included. A flood of
 // idle TCP connections would otherwise take every file the process may
-// open, and with it the handshakes of good clients and /healthz. Past a
-// cap a new connection is closed at once, before a byte is read. The cap
+// open, and with it the handshakes of good clients and /healthz.
+//
+// Past the cap per address, a new connection from that address is
+// refused: answered 503 at once and closed, before a byte is read. Past
+// the total cap, the connection that has waited longest since it last
+// did anything is closed to make room: a good client's request takes
+// milliseconds, so the oldest are those that stall, and a flood from
+// many addresses cannot lock newcomers (or a health check) out. The cap
 // per address does not apply to trusted proxies, which speak for many
 // clients (the handshake rate still tells those clients apart).
 type pendingGate struct {
@@ -61,9 +68,17 @@ type pendingGate struct {
 	acceptLog          *logLimiter
 	log                *slog.Logger
 
-	mu    sync.Mutex
-	conns map[net.Conn]netip.Addr // counted connections, by their address key
-	perIP map[netip.Addr]int
+	mu      sync.Mutex
+	conns   map[net.Conn]*pendingConn // as accepted from the inner listener
+	perIP   map[netip.Addr]int
+	waiting pendingConn // sentinel of the list by last activity: next is the oldest
+}
+
+// pendingConn is one counted connection and its place in the list.
+type pendingConn struct {
+	conn       net.Conn
+	key        netip.Addr
+	prev, next *pendingConn
 }
 
 // gatedListener counts the connections it accepts into its gate.
@@ -73,14 +88,18 @@ type gatedListener struct {
 }
 
 // Listen returns ln with the pending-connection caps applied, and hooks hs
-// to see when connections upgrade or close. Serve hs on the returned
-// listener.
+// to see when connections upgrade, change state or close: serve hs on the
+// returned listener, and set hs.ConnState, if at all, before calling
+// Listen. A TLS listener may wrap the returned one or be wrapped by it.
 func (s *Server) Listen(ln net.Listener, hs *http.Server) net.Listener {
 	g := s.pending
 	next := hs.ConnState
 	hs.ConnState = func(c net.Conn, state http.ConnState) {
-		if state == http.StateHijacked || state == http.StateClosed {
+		switch state {
+		case http.StateHijacked, http.StateClosed:
 			g.release(c)
+		case http.StateActive, http.StateIdle:
+			g.touch(c)
 		}
 		if next != nil {
 			next(c, state)
@@ -90,7 +109,7 @@ func (s *Server) Listen(ln net.Listener, hs *http.Server) net.Listener {
 }
 
 func newPendingGate(o Options, log *slog.Logger, onRefuse func(string)) *pendingGate {
-	return &pendingGate{
+	g := &pendingGate{
 		maxTotal:  o.MaxPending,
 		maxPerIP:  o.MaxPendingPerIP,
 		v6Bits:    o.HandshakeIPv6Prefix,
@@ -98,13 +117,14 @@ func newPendingGate(o Options, log *slog.Logger, onRefuse func(string)) *pending
 		onRefuse:  onRefuse,
 		acceptLog: newLogLimiter(10*time.Second, 1),
 		log:       log,
-		conns:     make(map[net.Conn]netip.Addr),
+		conns:     make(map[net.Conn]*pendingConn),
 		perIP:     make(map[netip.Addr]int),
 	}
+	g.waiting.prev, g.waiting.next = &g.waiting, &g.waiting
+	return g
 }
 
-// Accept returns the next connection within the caps; those past them are
-// closed here and never reach the HTTP server.
+// Accept returns the next connection within the caps.
 func (l *gatedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
@@ -112,50 +132,110 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 			l.gate.acceptFailed(err)
 			return nil, err
 		}
-		if reason := l.gate.admit(c); reason != "" {
-			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write(pendingRefusal)
-			_ = c.Close()
-			l.gate.onRefuse(reason)
+		admitted, evicted := l.gate.admit(c)
+		// Counted before the peer can see it, so that what it sees is
+		// already in the metrics.
+		if evicted != nil {
+			l.gate.onRefuse("pending_full")
+			_ = evicted.Close()
+		}
+		if !admitted {
+			l.gate.onRefuse("pending_ip")
+			answerRefused(c)
 			continue
 		}
 		return c, nil
 	}
 }
 
-// admit counts c, or says which cap it is past.
-func (g *pendingGate) admit(c net.Conn) string {
+// answerRefused answers c 503 and closes it. Only a plain TCP connection
+// is answered: on any other (TLS first of all) a write may wait for the
+// peer, and the accept loop must not.
+func answerRefused(c net.Conn) {
+	if _, plain := c.(*net.TCPConn); plain {
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write(pendingRefusal)
+	}
+	_ = c.Close()
+}
+
+// admit counts c, or refuses it for its address's cap. When the total is
+// full it makes room by giving up the longest waiting connection, which
+// the caller closes.
+func (g *pendingGate) admit(c net.Conn) (admitted bool, evicted net.Conn) {
 	ip := parseAddr(c.RemoteAddr().String())
 	key := groupKey(ip, g.v6Bits)
 	perIP := g.maxPerIP > 0 && ip.IsValid() && !isTrusted(ip, g.trusted)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch {
-	case g.maxTotal > 0 && len(g.conns) >= g.maxTotal:
-		return "pending_full"
-	case perIP && g.perIP[key] >= g.maxPerIP:
-		return "pending_ip"
+	if perIP && g.perIP[key] >= g.maxPerIP {
+		return false, nil
 	}
-	g.conns[c] = key
+	if g.maxTotal > 0 && len(g.conns) >= g.maxTotal {
+		oldest := g.waiting.next
+		g.removeLocked(oldest)
+		evicted = oldest.conn
+	}
+	pc := &pendingConn{conn: c, key: key}
+	g.conns[c] = pc
 	g.perIP[key]++
-	return ""
+	g.pushBackLocked(pc)
+	return true, evicted
+}
+
+// counted finds the connection as it was accepted: the HTTP server may
+// hold it wrapped (in TLS, say).
+func counted(c net.Conn) net.Conn {
+	for {
+		w, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return c
+		}
+		c = w.NetConn()
+	}
+}
+
+// touch moves c to the back of the list: it has just done something.
+func (g *pendingGate) touch(c net.Conn) {
+	c = counted(c)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pc, ok := g.conns[c]; ok {
+		g.unlinkLocked(pc)
+		g.pushBackLocked(pc)
+	}
 }
 
 // release uncounts c; it is safe to call for a connection never counted
 // or already released.
 func (g *pendingGate) release(c net.Conn) {
+	c = counted(c)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	key, ok := g.conns[c]
-	if !ok {
-		return
+	if pc, ok := g.conns[c]; ok {
+		g.removeLocked(pc)
 	}
-	delete(g.conns, c)
-	if n := g.perIP[key] - 1; n > 0 {
-		g.perIP[key] = n
+}
+
+func (g *pendingGate) removeLocked(pc *pendingConn) {
+	g.unlinkLocked(pc)
+	delete(g.conns, pc.conn)
+	if n := g.perIP[pc.key] - 1; n > 0 {
+		g.perIP[pc.key] = n
 	} else {
-		delete(g.perIP, key)
+		delete(g.perIP, pc.key)
 	}
+}
+
+func (g *pendingGate) pushBackLocked(pc *pendingConn) {
+	pc.next, pc.prev = &g.waiting, g.waiting.prev
+	g.waiting.prev.next = pc
+	g.waiting.prev = pc
+}
+
+func (g *pendingGate) unlinkLocked(pc *pendingConn) {
+	pc.prev.next, pc.next.prev = pc.next, pc.prev
+	pc.prev, pc.next = nil, nil
 }
 
 // pending is the number of connections counted now.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -85,4 +86,68 @@ func TestPendingCountsOnlyConnectionsNotUpgraded(t *testing.T) {
 	waitFor(t, "a closed connection to leave the count", func() bool { return srv.pending.pending() == 1 })
 	c := hubtest.MustDial(t, "ws://"+addr+"/ws?exchanges=gateio", tok)
 	c.ReadType("subscribed")
+}
+
+// A pool filled from several addresses cannot lock a newcomer out: the
+// connection waiting longest is closed to make room (the newcomer, and
+// every health check after it, used to be refused).
+func TestPendingFullClosesTheLongestWaiting(t *testing.T) {
+	srv, addr := serveGated(t, Options{MaxPending: 4, MaxPendingPerIP: 2})
+	var idle []net.Conn
+	for i, local := range []string{"127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+		waitFor(t, "the connection counted", func() bool { return srv.pending.pending() == i+1 })
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatalf("/healthz with the pool full: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz with the pool full: %s", resp.Status)
+	}
+	_ = idle[0].SetReadDeadline(time.Now().Add(hubtest.ReadTimeout))
+	if n, err := idle[0].Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the oldest connection: read %d, %v; want it closed", n, err)
+	}
+	if got := testCounter(srv.metrics.HandshakeRefusals.WithLabelValues("pending_full")); got != 1 {
+		t.Fatalf("refusals{pending_full} = %v, want 1", got)
+	}
+}
+
+// Behind TLS the server sees the TLS connection, not the one the gate
+// counted; it must still find and release it (it leaked, and after
+// MaxPending connections every client was refused).
+func TestPendingReleasedBehindTLS(t *testing.T) {
+	opts := Options{MaxPending: 3, MaxPendingPerIP: -1, Verifier: hubtest.Verifier(t), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv, err := NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Listener = srv.Listen(ts.Listener, ts.Config)
+	ts.StartTLS() // wraps the gated listener in TLS
+	t.Cleanup(func() {
+		_ = srv.Shutdown(context.Background())
+		ts.Close()
+	})
+	client := ts.Client()
+	client.Transport.(*http.Transport).DisableKeepAlives = true
+	for i := range 8 {
+		resp, err := client.Get(ts.URL + "/healthz")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %s", i, resp.Status)
+		}
+	}
+	waitFor(t, "every connection released", func() bool { return srv.pending.pending() == 0 })
 }

@@ -107,11 +107,12 @@ func NewServer(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// refusePending counts and logs a connection closed at accept for being
-// past a pending-connection cap.
+// refusePending counts and logs a connection closed by the pending gate:
+// refused for its address's cap (pending_ip), or the longest waiting one,
+// closed to make room under the total (pending_full).
 func (s *Server) refusePending(reason string) {
 	s.metrics.HandshakeRefusals.WithLabelValues(reason).Inc()
-	s.pendingLog.log(s.log, slog.LevelWarn, "connections closed at accept: too many not yet upgraded",
+	s.pendingLog.log(s.log, slog.LevelWarn, "connections closed: too many not yet upgraded",
 		"reason", reason, "max_pending", s.opts.MaxPending, "max_pending_per_ip", s.opts.MaxPendingPerIP)
 }
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"net/http"
 	"testing"
 	"time"
 
@@ -45,5 +47,39 @@ func TestSubscribeOnConnectNoneByDefault(t *testing.T) {
 	c.Send(map[string]any{"type": "ping", "id": "after"})
 	if m := c.Read(); m.Type != "pong" {
 		t.Fatalf("first message %s, want the pong reply: nothing was subscribed", m.Raw)
+	}
+}
+
+// A connection that cannot get what it would be subscribed to at connect
+// is refused at the handshake, saying why (it used to be upgraded and then
+// hear nothing but an error an old client ignores).
+func TestSubscribeOnConnectRefusedAtHandshake(t *testing.T) {
+	s := startServer(t, hubtest.RedisURL(t), "--subscribe-on-connect", "all", "--max-subscriptions", "2")
+	s.waitReady()
+	cases := []struct {
+		name      string
+		query     string
+		exchanges []string
+		status    int
+		code      string
+	}{
+		{"token allows more than the limit", "", []string{"a", "b", "c"}, http.StatusBadRequest, "bad_request"},
+		{"token allows nothing", "", nil, http.StatusForbidden, "forbidden"},
+		{"?exchanges past the limit", "exchanges=a,b,c", []string{"*"}, http.StatusBadRequest, "bad_request"},
+	}
+	for _, tc := range cases {
+		_, resp, err := hubtest.Dial(t, s.ws(tc.query), hubtest.Token(t, "x", time.Hour, tc.exchanges...), nil)
+		if err == nil || resp == nil || resp.StatusCode != tc.status {
+			t.Errorf("%s: %v %v, want %d", tc.name, resp, err, tc.status)
+			continue
+		}
+		var body struct{ Error, Message string }
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error != tc.code {
+			t.Errorf("%s: body %+v %v, want %s", tc.name, body, err, tc.code)
+		}
+	}
+	c := hubtest.MustDial(t, s.ws(""), hubtest.Token(t, "ok", time.Hour, "a", "b"))
+	if got := c.ReadType("subscribed").Exchanges; len(got) != 2 {
+		t.Fatalf("subscribed %v", got)
 	}
 }
