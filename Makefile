@@ -14,9 +14,16 @@ all: lint build test
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-# Dev mode: embedded Redis, random secret, a printed token and commands.
+# Dev mode: embedded Redis, a throwaway secret (unless PONGCAST_JWT_SECRET
+# is set), a printed token and commands; they use bin/pongctl, so it is
+# built too. The shell execs the server, so that Ctrl-C reaches pongcast
+# alone of make's children: it exits 0, and make prints no error line (go
+# run exits 1 on SIGINT, and make said "Error 1"). make itself still dies
+# of the same SIGINT, as it must on Ctrl-C: a shell shows 130 and prints
+# nothing.
 run:
-	$(GO) run ./cmd/pongcast --dev
+	@echo "make run: building $(BIN)/pongcast and $(BIN)/pongctl (the first build takes a minute or two)..."
+	@$(GO) build -o $(BIN)/ ./cmd/pongcast ./cmd/pongctl && exec $(BIN)/pongcast --dev
 
 # The whole suite with the race detector. Set PONGCAST_TEST_REDIS_URL to use
 # a real Redis; the embedded one is used otherwise.

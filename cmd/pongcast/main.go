@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	var dev *devEnv
 	if cfg.Dev {
-		if dev, err = startDev(cfg, log); err != nil {
+		if dev, err = startDev(cfg, getenv, log); err != nil {
 			return err
 		}
 		defer dev.Close()
