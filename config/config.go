@@ -141,7 +141,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
 		logLevel      = fs.String("log-level", DefaultLogLevel, "debug, info, warn or error (env PONGCAST_LOG_LEVEL)")
 		logFormat     = fs.String("log-format", DefaultLogFormat, "text or json (env PONGCAST_LOG_FORMAT)")
-		dev           = fs.Bool("dev", false, "dev mode: listen on 127.0.0.1, embedded Redis unless --redis-url is given, random secret, print a token (env PONGCAST_DEV)")
+		dev           = fs.Bool("dev", false, "dev mode: listen on 127.0.0.1, embedded Redis unless --redis-url is given, a random secret unless PONGCAST_JWT_SECRET or --jwt-secret-file is set, print a token (env PONGCAST_DEV)")
 	)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pongcast [flags]\n\npongcast fans exchange pongs from Redis out to authenticated WebSocket clients.\nEvery flag has a PONGCAST_* environment variable; a flag wins over its variable.\n\nFlags:\n")
