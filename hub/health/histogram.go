@@ -13,19 +13,22 @@ import (
 // bin: 1 ms for a linear bin, (r-1)/(r+1) = 4.8% for a log bin.
 //
 // HdrHistogram (in go.mod for pongbench) would meet the bound too, but
-// one at 2 significant digits is several KiB of int64 counts allocated
-// on the heap, and the statistics need 58 of them per exchange; these
-// are 101 uint16 counts inline in the bucket, with no pointer for the GC
-// to follow and nothing allocated per pong.
+// it needs 2 significant digits for it (1 is 10%), and over 1 ms-60 s
+// that is 1280 int64 counts, 10 KiB on the heap, where the statistics
+// need 58 histograms per exchange; these are 95 uint16 counts, 190
+// bytes inline in the bucket, with no pointer for the GC to follow and
+// nothing allocated per pong.
 const (
 	linearWidth = 2.0  // ms
 	logFloor    = 20.0 // ms: where 5% grows past 1 ms
 	logRatio    = 1.1
 	linearBins  = int(logFloor / linearWidth)
-	// logBins reaches 20·1.1^90 ≈ 106 s. Connectors report round trips
-	// of milliseconds; above the last log bin a percentile is reported
-	// as the window's max, which is exact when one sample is that high.
-	logBins = 90
+	// logBins reaches 20·1.1^84 ≈ 61 s. Connectors report round trips
+	// of milliseconds; a percentile above the last log bin is reported
+	// as the window's max (exact when it is the max). Two bytes a bin in
+	// 58 buckets: each 6 bins more would cost 12 bytes a bucket and, by
+	// Go's size classes, 2 KiB an exchange.
+	logBins = 84
 	numBins = linearBins + logBins + 1 // the last bin holds everything above
 )
 
@@ -79,12 +82,12 @@ func binOf(ms float64) int {
 type hist struct {
 	n     [numBins]uint16
 	shift uint8
-	skip  uint32 // latencies still to pass over before the next is counted
+	skip  uint16 // latencies still to pass over before the next is counted
 }
 
-// maxShift stops the halving where skip could no longer count: past it
-// (2^31 latencies in one bucket) a full bin stays full.
-const maxShift = 31
+// maxShift is where a full bin stays full: 65535 counts of 1<<16 are the
+// 2^32 latencies a bucket's latN can count.
+const maxShift = 16
 
 func (h *hist) add(bin int) {
 	if h.skip > 0 {
