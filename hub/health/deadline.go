@@ -10,33 +10,41 @@ import (
 // StaleAfter). A pong moves its exchange's deadline later, a fix of
 // O(log n); an exchange leaves the heap when it goes stale and comes
 // back with its next pong. Guarded by the Tracker's lock.
-type deadlines []*exchange
+type deadlines []deadline
+
+// deadline is one heap entry. It carries its own copy of the time, so a
+// sift compares entries side by side instead of chasing a pointer into
+// each exchange (14 KiB apart: a cache miss each).
+type deadline struct {
+	at int64 // Unix ms
+	e  *exchange
+}
 
 func (d deadlines) Len() int { return len(d) }
 
 func (d deadlines) Less(i, j int) bool {
-	if d[i].deadline != d[j].deadline {
-		return d[i].deadline < d[j].deadline
+	if d[i].at != d[j].at {
+		return d[i].at < d[j].at
 	}
-	return d[i].name < d[j].name // ties in a stable order, for tests and logs
+	return d[i].e.name < d[j].e.name // ties in a stable order, for tests and logs
 }
 
 func (d deadlines) Swap(i, j int) {
 	d[i], d[j] = d[j], d[i]
-	d[i].heapIdx = i
-	d[j].heapIdx = j
+	d[i].e.heapIdx = i
+	d[j].e.heapIdx = j
 }
 
 func (d *deadlines) Push(x any) {
 	e := x.(*exchange)
 	e.heapIdx = len(*d)
-	*d = append(*d, e)
+	*d = append(*d, deadline{e.deadline, e})
 }
 
 func (d *deadlines) Pop() any {
 	old := *d
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
+	e := old[len(old)-1].e
+	old[len(old)-1] = deadline{}
 	*d = old[:len(old)-1]
 	e.heapIdx = -1
 	return e
@@ -49,6 +57,7 @@ func (t *Tracker) armLocked(e *exchange) {
 	if e.heapIdx < 0 {
 		heap.Push(&t.deadlines, e)
 	} else {
+		t.deadlines[e.heapIdx].at = e.deadline
 		heap.Fix(&t.deadlines, e.heapIdx)
 	}
 }
@@ -65,7 +74,7 @@ func (t *Tracker) NextDeadline() (time.Time, bool) {
 	if len(t.deadlines) == 0 {
 		return time.Time{}, false
 	}
-	return time.UnixMilli(t.deadlines[0].deadline), true
+	return time.UnixMilli(t.deadlines[0].at), true
 }
 
 // Expire makes every exchange whose deadline is at or before now stale
@@ -77,7 +86,7 @@ func (t *Tracker) Expire(now time.Time) []Transition {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var out []Transition
-	for len(t.deadlines) > 0 && t.deadlines[0].deadline <= nowMs {
+	for len(t.deadlines) > 0 && t.deadlines[0].at <= nowMs {
 		e := heap.Pop(&t.deadlines).(*exchange)
 		t.accountLocked(e, e.deadline)
 		tr := Transition{

@@ -48,12 +48,24 @@ const noPeriod = math.MinInt64
 // series is an exchange's statistics: every window's buckets inline, a
 // fixed size, so the bound on exchanges bounds their memory.
 type series struct {
+	// newest is, per window, the newest period a bucket holds: almost
+	// every write falls in it, and finding it then takes no division.
+	// An index, not a pointer, so the GC need not scan the buckets.
+	newest  [numWindows]period
 	buckets [numBuckets]bucket
+}
+
+type period struct {
+	start int64 // Unix ms
+	pos   int   // its bucket in buckets
 }
 
 func (s *series) init() {
 	for i := range s.buckets {
 		s.buckets[i].idx = noPeriod
+	}
+	for w := range s.newest {
+		s.newest[w].start = 2 * msLimit // after any time: no write falls in it
 	}
 }
 
@@ -62,14 +74,29 @@ func (s *series) init() {
 // before the ring turned, which the window no longer covers).
 func (s *series) at(w Window, idx int64) *bucket {
 	spec := &windows[w]
-	b := &s.buckets[spec.off+int(mod(idx, int64(spec.n)))]
+	pos := spec.off + int(mod(idx, int64(spec.n)))
+	b := &s.buckets[pos]
 	if b.idx != idx {
 		if b.idx > idx {
 			return nil
 		}
 		*b = bucket{idx: idx}
+		// A bucket only ever moves to a newer period, so the newest
+		// period's bucket is emptied only here, for a newer one still.
+		if newest := &s.newest[w]; idx*spec.widthMs > newest.start || newest.start == 2*msLimit {
+			*newest = period{start: idx * spec.widthMs, pos: pos}
+		}
 	}
 	return b
+}
+
+// in returns window w's bucket for time tMs when it falls in the
+// window's newest period: [start, start+width).
+func (s *series) in(w Window, tMs int64) *bucket {
+	if p := &s.newest[w]; tMs >= p.start && tMs-p.start < windows[w].widthMs {
+		return &s.buckets[p.pos]
+	}
+	return nil
 }
 
 // record counts one pong received at tMs, with its latency when kept.
@@ -79,9 +106,11 @@ func (s *series) record(tMs int64, lat float64, hasLat bool) {
 		bin = binOf(lat)
 	}
 	for w := range numWindows {
-		b := s.at(w, floorDiv(tMs, windows[w].widthMs))
+		b := s.in(w, tMs)
 		if b == nil {
-			continue
+			if b = s.at(w, floorDiv(tMs, windows[w].widthMs)); b == nil {
+				continue
+			}
 		}
 		if b.count < math.MaxUint32 {
 			b.count++
@@ -107,6 +136,10 @@ func (s *series) addUp(from, to int64) {
 		return
 	}
 	for w := range numWindows {
+		if b := s.in(w, from); b != nil && b == s.in(w, to-1) {
+			b.upMs += uint32(to - from)
+			continue
+		}
 		spec := &windows[w]
 		last := floorDiv(to-1, spec.widthMs)
 		first := max(floorDiv(from, spec.widthMs), last-int64(spec.n)+1)
