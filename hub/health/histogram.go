@@ -109,34 +109,45 @@ func (h *hist) add(bin int) {
 }
 
 // sumInto adds h's weighted counts to acc and returns the weight added.
-func (h *hist) sumInto(acc *[numBins]uint64) uint64 {
+// Only bins from..to are read: the bins of the bucket's exact lo and hi,
+// outside which every count is zero (a halving never makes a zero
+// count one, and a sampled latency lies within lo..hi like any other).
+func (h *hist) sumInto(acc *[numBins]uint64, from, to int) uint64 {
 	var total uint64
-	for i, c := range h.n {
-		w := uint64(c) << h.shift
+	for i := from; i <= to; i++ {
+		w := uint64(h.n[i]) << h.shift
 		acc[i] += w
 		total += w
 	}
 	return total
 }
 
-// percentile is the nearest-rank q-quantile (0 < q <= 1) of acc, whose
-// weights sum to total > 0, clamped to [lo, hi], the exact extremes of
-// the samples: the true sample lies in the same bin and in [lo, hi], so
-// the clamp only ever brings the answer closer (and makes it exact when
-// every sample is the same).
-func percentile(acc *[numBins]uint64, total uint64, q, lo, hi float64) float64 {
-	rank := uint64(math.Ceil(q * float64(total)))
-	rank = max(rank, 1)
+// percentiles returns the nearest-rank quantiles qs (ascending, each in
+// (0, 1]) of acc, whose weights sum to total > 0 and lie in bins
+// from..to, each clamped to [lo, hi], the exact extremes of the samples:
+// the true sample lies in the same bin and in [lo, hi], so the clamp
+// only ever brings the answer closer (and makes it exact when every
+// sample is the same).
+func percentiles(acc *[numBins]uint64, total uint64, from, to int, lo, hi float64, qs [3]float64) [3]float64 {
+	var out [3]float64
 	var seen uint64
-	v := hi
-	for i, c := range acc {
-		seen += c
-		if seen >= rank {
-			v = binValue[i]
-			break
+	q := 0
+	for i := from; i <= to && q < len(qs); i++ {
+		seen += acc[i]
+		for q < len(qs) && seen >= max(uint64(math.Ceil(qs[q]*float64(total))), 1) {
+			out[q] = clampValue(binValue[i], lo, hi)
+			q++
 		}
 	}
-	// Two decimals keep the JSON short and add at most 0.005 ms.
+	for ; q < len(qs); q++ { // only if the weights did not add up
+		out[q] = hi
+	}
+	return out
+}
+
+// clampValue is a bin's value as reported: two decimals (which keep the
+// JSON short and add at most 0.005 ms), within [lo, hi].
+func clampValue(v, lo, hi float64) float64 {
 	if !math.IsInf(v, 1) {
 		v = math.Round(v*100) / 100
 	}

@@ -44,14 +44,15 @@ func TestHistHalving(t *testing.T) {
 	h.add(50)
 	h.add(50) // one of two is counted now
 	var acc [numBins]uint64
-	total := h.sumInto(&acc)
+	total := h.sumInto(&acc, 0, numBins-1)
 	if h.shift != 1 || total < 69_990 || total > 70_010 || acc[50] == 0 {
 		t.Errorf("after 70002 adds: shift %d, total %d, bin 50 %d", h.shift, total, acc[50])
 	}
-	if got := percentile(&acc, total, 0.5, 0, 1e9); got != binValue[3] {
-		t.Errorf("p50 %v, want %v", got, binValue[3])
+	p := percentiles(&acc, total, 0, numBins-1, 0, 1e9, [3]float64{0.5, 0.9999, 1})
+	if p[0] != binValue[3] || p[1] != binValue[3] {
+		t.Errorf("p50, p99.99 %v, want %v", p[:2], binValue[3])
 	}
-	if got := percentile(&acc, total, 1, 0, 1e9); got != math.Round(binValue[50]*100)/100 {
-		t.Errorf("p100 %v, want bin 50's value", got)
+	if p[2] != math.Round(binValue[50]*100)/100 {
+		t.Errorf("p100 %v, want bin 50's value", p[2])
 	}
 }

@@ -178,16 +178,11 @@ func (s *series) window(w Window, nowMs int64, st *ExchangeStats) (upMs, startMs
 		latN += uint64(b.latN)
 		sum += b.sum
 		lo, hi = min(lo, b.lo), max(hi, b.hi)
-		weight += b.hist.sumInto(&acc)
+		weight += b.hist.sumInto(&acc, binOf(b.lo), binOf(b.hi))
 	}
 	if latN > 0 {
-		st.Latency = &LatencyStats{
-			Avg: sum / float64(latN),
-			P50: percentile(&acc, weight, 0.50, lo, hi),
-			P95: percentile(&acc, weight, 0.95, lo, hi),
-			P99: percentile(&acc, weight, 0.99, lo, hi),
-			Max: hi,
-		}
+		p := percentiles(&acc, weight, binOf(lo), binOf(hi), lo, hi, [3]float64{0.50, 0.95, 0.99})
+		st.Latency = &LatencyStats{Avg: sum / float64(latN), P50: p[0], P95: p[1], P99: p[2], Max: hi}
 	}
 	return upMs, first * spec.widthMs
 }

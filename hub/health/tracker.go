@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,6 +166,9 @@ func (t *Tracker) addLocked(name string) *exchange {
 		t.counts.Untracked++
 		return nil
 	}
+	// A copy: the name outlives the pong, and a caller may have made it
+	// without copying from a buffer it reuses.
+	name = strings.Clone(name)
 	e := &exchange{name: name, heapIdx: -1, lastPong: noPeriod}
 	e.series.init()
 	t.byName[name] = e
