@@ -134,8 +134,21 @@ func percentiles(acc *[numBins]uint64, total uint64, from, to int, lo, hi float6
 	q := 0
 	for i := from; i <= to && q < len(qs); i++ {
 		seen += acc[i]
-		for q < len(qs) && seen >= max(uint64(math.Ceil(qs[q]*float64(total))), 1) {
-			out[q] = clampValue(binValue[i], lo, hi)
+		for q < len(qs) {
+			rank := max(uint64(math.Ceil(qs[q]*float64(total))), 1)
+			if seen < rank {
+				break
+			}
+			// The first and the last sample are known exactly: with the
+			// few pongs of a short window, p95 and p99 are the max.
+			switch {
+			case rank >= total:
+				out[q] = hi
+			case rank == 1:
+				out[q] = lo
+			default:
+				out[q] = clampValue(binValue[i], lo, hi)
+			}
 			q++
 		}
 	}

@@ -140,3 +140,24 @@ func TestNewTrackerConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestClockBack: a pong stamped before the exchange's last (a clock step
+// back) counts at the last time: the timeline never runs backwards, and
+// its snapshot does not replace a newer one.
+func TestClockBack(t *testing.T) {
+	tr := newTracker(t, Config{})
+	observe(tr, "gateio", connected(10), at(time.Minute))
+	obs := observe(tr, "gateio", status("error"), at(30*time.Second))
+	if !obs.Changed || !obs.Transition.Since.Equal(at(time.Minute)) {
+		t.Errorf("transition %+v, want since 1m", obs.Transition)
+	}
+	if s, _ := tr.Snapshot("gateio"); !s.Received.Equal(at(time.Minute)) {
+		t.Errorf("snapshot from %v, want the newer one", s.Received)
+	}
+	if st, _ := tr.Stats("gateio", Window1m, at(time.Minute)); st.Count != 2 {
+		t.Errorf("count %d", st.Count)
+	}
+	if d, _ := tr.NextDeadline(); !d.Equal(at(3 * time.Minute)) {
+		t.Errorf("deadline %v", d)
+	}
+}
