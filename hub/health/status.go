@@ -34,9 +34,9 @@ func (s Status) available() bool { return s == StatusUp || s == StatusSlow }
 // protocol.ParsePong has already checked.
 type Sample struct {
 	// Status is the pong's status field (protocol.StatusConnected,
-	// StatusDisconnected or StatusError), or "" when it has none. A pong
-	// without a status is judged by its latency alone: a connector that
-	// publishes is alive.
+	// StatusDisconnected or StatusError), or "" when it has none; any
+	// other value counts as "". A pong without a status is judged by its
+	// latency alone: a connector that publishes is alive.
 	Status string
 	// Latency is the pong's latency in ms, finite and >= 0; read only
 	// when HasLatency.
