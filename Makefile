@@ -34,7 +34,7 @@ test:
 # Go benchmarks of the hot path, then a short pongbench pass against a real
 # server (needs Redis; see BENCHMARKS.md for the full workloads).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./auth ./hub
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./protocol ./auth ./hub ./hub/health
 	cmd/pongbench/workloads.sh smoke
 
 # gofmt, and go vet for each operating system the server builds on (the
@@ -45,7 +45,7 @@ lint:
 
 # Each fuzz target for FUZZTIME (go test runs one target per invocation).
 fuzz:
-	@for pkg in ./protocol ./protocol/wsframe ./auth ./config; do \
+	@for pkg in ./protocol ./protocol/wsframe ./auth ./config ./hub/health; do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$t"; \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
