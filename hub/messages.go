@@ -23,7 +23,7 @@ func (s *session) handle(data []byte) {
 		s.subscribe(msg.Exchanges, msg.ID)
 	case protocol.TypeUnsubscribe:
 		set := s.srv.hub.unsubscribe(s, msg.Exchanges)
-		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, msg.ID))
+		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, nil, msg.ID))
 	}
 }
 
@@ -35,7 +35,7 @@ func (s *session) subscribe(names []string, id json.RawMessage) {
 		s.reply(protocol.EncodeError(subscribeErrorCode(err), publicText(err), id))
 		return
 	}
-	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, id))
+	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, nil, id))
 }
 
 // subscribeErrorCode maps hub errors to wire codes, in one place.

@@ -12,7 +12,13 @@ const (
 	TypeSubscribe   = "subscribe"
 	TypeUnsubscribe = "unsubscribe"
 	TypePing        = "ping"
+	// TypeStats asks for rolling statistics; its exchanges are optional
+	// (none: every exchange the token allows), its window too.
+	TypeStats = "stats"
 )
+
+// clientTypes lists the client message types, for refusals.
+const clientTypes = "subscribe, unsubscribe, stats or ping"
 
 // ErrBadRequest wraps every reason a client message is refused before it is
 // acted on; the server answers it with an error of code CodeBadRequest.
@@ -27,11 +33,14 @@ type ClientMessage struct {
 	// ID is the client's request id as raw JSON (a string or a number), or
 	// nil when the client sent none. It is echoed back verbatim.
 	ID json.RawMessage
+	// Window is a stats message's window as sent ("" when none was).
+	Window string
 }
 
 type clientWire struct {
 	Type      string          `json:"type"`
 	Exchanges []string        `json:"exchanges"`
+	Window    string          `json:"window"`
 	ID        json.RawMessage `json:"id"`
 }
 
@@ -55,11 +64,19 @@ func DecodeClientMessage(data []byte, maxNames int) (ClientMessage, error) {
 	switch w.Type {
 	case TypePing:
 		return msg, nil
+	case TypeStats:
+		if len(w.Window) > 8 {
+			return msg, fmt.Errorf("%w: unknown window %.8q... (want 1m, 5m, 1h or 24h)", ErrBadRequest, w.Window)
+		}
+		msg.Window = w.Window
+		if len(w.Exchanges) == 0 {
+			return msg, nil // every exchange the token allows
+		}
 	case TypeSubscribe, TypeUnsubscribe:
 	case "":
-		return msg, fmt.Errorf("%w: missing \"type\" (want subscribe, unsubscribe or ping)", ErrBadRequest)
+		return msg, fmt.Errorf("%w: missing \"type\" (want %s)", ErrBadRequest, clientTypes)
 	default:
-		return msg, fmt.Errorf("%w: unknown type %.32q (want subscribe, unsubscribe or ping)", ErrBadRequest, w.Type)
+		return msg, fmt.Errorf("%w: unknown type %.32q (want %s)", ErrBadRequest, w.Type, clientTypes)
 	}
 	names, err := NormalizeExchangeList(w.Exchanges, maxNames)
 	if err != nil {

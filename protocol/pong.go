@@ -51,6 +51,12 @@ type Pong struct {
 	// Data is the published object, surrounding white space trimmed,
 	// otherwise exactly as received. It aliases the input.
 	Data []byte
+	// Status is the pong's status field ("" when it has none), and
+	// Latency its latency in ms when HasLatency: what exchange health is
+	// judged by.
+	Status     string
+	Latency    float64
+	HasLatency bool
 }
 
 // ParsePong validates a payload published to the pong channel. maxBytes is
@@ -81,11 +87,13 @@ func ParsePong(raw []byte, maxBytes int) (Pong, error) {
 	if err != nil {
 		return Pong{}, err
 	}
+	pong := Pong{Exchange: exchange, Data: data}
 	if v, ok := fields["latency"]; ok {
 		f, ok := jsonNumber(v)
 		if !ok || f < 0 || math.IsInf(f, 0) {
 			return Pong{}, &PongError{RejectBadLatency, "latency must be a finite number >= 0"}
 		}
+		pong.Latency, pong.HasLatency = f, true
 	}
 	if v, ok := fields["timestamp"]; ok {
 		if _, ok := jsonNumber(v); !ok {
@@ -97,12 +105,14 @@ func ParsePong(raw []byte, maxBytes int) (Pong, error) {
 		if json.Unmarshal(v, &s) != nil || (s != StatusConnected && s != StatusDisconnected && s != StatusError) {
 			return Pong{}, &PongError{RejectBadStatus, "status must be connected, disconnected or error"}
 		}
+		pong.Status = s
 	}
-	// The widest timestamp keeps the answer independent of the clock.
-	if EnvelopeLen(exchange, data, math.MinInt64) > maxBytes {
+	// The widest timestamp keeps the answer independent of the clock, and
+	// the snapshot's mark must fit too.
+	if EnvelopeLen(exchange, data, math.MinInt64)+len(snapshotMark) > maxBytes {
 		return Pong{}, tooLarge(len(raw), maxBytes)
 	}
-	return Pong{Exchange: exchange, Data: data}, nil
+	return pong, nil
 }
 
 func tooLarge(n, maxBytes int) error {

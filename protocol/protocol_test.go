@@ -67,6 +67,8 @@ func TestDecodeClientMessage(t *testing.T) {
 		{"object id", `{"type":"ping","id":{"a":1}}`, "", "", "", "string or a number"},
 		{"long id", `{"type":"ping","id":"` + strings.Repeat("x", 200) + `"}`, "", "", "", "longer than"},
 		{"bad id keeps type error out", `{"type":"nope","id":true}`, "", "", "", "string or a number"},
+		{"stats", `{"type":"stats","exchanges":["GateIO"],"window":"5m","id":1}`, "stats", "gateio", "1", ""},
+		{"stats of everything", `{"type":"stats"}`, "stats", "", "", ""},
 		{"names at the cap", `{"type":"subscribe","exchanges":["a","b","a"]}`, "subscribe", "a,b", "", ""},
 		{"names past the cap", `{"type":"subscribe","exchanges":["a","a","a","a"]}`, "", "", "", "more than 3 names"},
 	}
@@ -106,8 +108,13 @@ func TestServerMessages(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{"subscribed", EncodeSubscriptions(TypeSubscribed, []string{"*", "gateio"}, json.RawMessage(`"r"`)), `{"type":"subscribed","exchanges":["*","gateio"],"id":"r"}`},
-		{"unsubscribed empty", EncodeSubscriptions(TypeUnsubscribed, nil, nil), `{"type":"unsubscribed","exchanges":[]}`},
+		{"subscribed", EncodeSubscriptions(TypeSubscribed, []string{"*", "gateio"}, nil, json.RawMessage(`"r"`)), `{"type":"subscribed","exchanges":["*","gateio"],"id":"r"}`},
+		{"unsubscribed empty", EncodeSubscriptions(TypeUnsubscribed, nil, nil, nil), `{"type":"unsubscribed","exchanges":[]}`},
+		{"subscribed with unseen", EncodeSubscriptions(TypeSubscribed, []string{"gatio", "gateio"}, []string{"gatio"}, nil), `{"type":"subscribed","exchanges":["gatio","gateio"],"unseen":["gatio"]}`},
+		{"status", EncodeStatus("gateio", "stale", "up", 1765738899909, "no pong for 2m0s"), `{"type":"exchange:status","exchange":"gateio","status":"stale","previous":"up","since":1765738899909,"reason":"no pong for 2m0s"}`},
+		{"first status", EncodeStatus("gateio", "up", "", 1, "pong received"), `{"type":"exchange:status","exchange":"gateio","status":"up","since":1,"reason":"pong received"}`},
+		{"stats", EncodeStats("5m", map[string]json.RawMessage{"gateio": json.RawMessage(`{"count":1}`)}, json.RawMessage(`3`)), `{"type":"stats","window":"5m","exchanges":{"gateio":{"count":1}},"id":3}`},
+		{"snapshot", AppendSnapshot(nil, AppendEnvelope(nil, "gateio", []byte(`{"exchange":"gateio"}`), 7)), `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio"},"timestamp":7,"source":"exchange","snapshot":true}`},
 		{"pong", EncodePong(1765738899920, json.RawMessage(`5`)), `{"type":"pong","timestamp":1765738899920,"id":5}`},
 		{"error", EncodeError(CodeForbidden, "no <kraken>", nil), `{"type":"error","code":"forbidden","message":"no \u003ckraken\u003e"}`},
 		{"bad raw id never panics", EncodePong(1, json.RawMessage(`{`)), string(encodeFailed)},
@@ -176,8 +183,9 @@ func TestParsePong(t *testing.T) {
 }
 
 func TestEnvelopeAtTheCap(t *testing.T) {
-	// The largest accepted pong always yields an envelope within the cap,
-	// whatever the clock says; one byte more is refused.
+	// The largest accepted pong always yields an envelope, and its
+	// snapshot form, within the cap, whatever the clock says; one byte
+	// more is refused.
 	const maxBytes = 2048
 	base := `{"exchange":"gateio","p":""}`
 	var largest []byte
@@ -189,11 +197,23 @@ func TestEnvelopeAtTheCap(t *testing.T) {
 		largest = in
 	}
 	p, _ := ParsePong(largest, maxBytes)
-	env := AppendEnvelope(nil, p.Exchange, p.Data, -9223372036854775808)
-	if len(env) != maxBytes {
-		t.Fatalf("worst-case envelope of the largest pong is %d bytes, want exactly %d", len(env), maxBytes)
+	env := AppendSnapshot(nil, AppendEnvelope(nil, p.Exchange, p.Data, -9223372036854775808))
+	if len(env) != maxBytes || SnapshotLen(len(env)-len(`,"snapshot":true`)) != len(env) {
+		t.Fatalf("worst-case snapshot of the largest pong is %d bytes, want exactly %d", len(env), maxBytes)
 	}
 	if EnvelopeLen(p.Exchange, p.Data, 1765738899920) != len(AppendEnvelope(nil, p.Exchange, p.Data, 1765738899920)) {
 		t.Fatal("EnvelopeLen disagrees with AppendEnvelope")
+	}
+}
+
+// What health is judged by comes out of the one parse.
+func TestParsePongHealthFields(t *testing.T) {
+	p, err := ParsePong([]byte(`{"exchange":"gateio","latency":45.5,"status":"disconnected"}`), DefaultMaxMessageBytes)
+	if err != nil || p.Status != "disconnected" || !p.HasLatency || p.Latency != 45.5 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	p, err = ParsePong([]byte(`{"exchange":"gateio"}`), DefaultMaxMessageBytes)
+	if err != nil || p.Status != "" || p.HasLatency {
+		t.Fatalf("%+v %v", p, err)
 	}
 }

@@ -7,11 +7,13 @@ import (
 
 // Server message types.
 const (
-	TypeSubscribed   = "subscribed"
-	TypeUnsubscribed = "unsubscribed"
-	TypePong         = "pong"
-	TypeError        = "error"
-	TypeExchangePong = "exchange:pong"
+	TypeSubscribed     = "subscribed"
+	TypeUnsubscribed   = "unsubscribed"
+	TypePong           = "pong"
+	TypeError          = "error"
+	TypeExchangePong   = "exchange:pong"
+	TypeExchangeStatus = "exchange:status"
+	// TypeStats (in client.go) is also the type of the reply.
 )
 
 // Error codes carried by an error message.
@@ -26,7 +28,24 @@ const (
 type subscriptionReply struct {
 	Type      string          `json:"type"`
 	Exchanges []string        `json:"exchanges"`
+	Unseen    []string        `json:"unseen,omitempty"`
 	ID        json.RawMessage `json:"id,omitempty"`
+}
+
+type statusMessage struct {
+	Type     string `json:"type"`
+	Exchange string `json:"exchange"`
+	Status   string `json:"status"`
+	Previous string `json:"previous,omitempty"`
+	Since    int64  `json:"since"`
+	Reason   string `json:"reason"`
+}
+
+type statsReply struct {
+	Type      string                     `json:"type"`
+	Window    string                     `json:"window"`
+	Exchanges map[string]json.RawMessage `json:"exchanges"`
+	ID        json.RawMessage            `json:"id,omitempty"`
 }
 
 type pongReply struct {
@@ -43,12 +62,31 @@ type errorReply struct {
 }
 
 // EncodeSubscriptions encodes a subscribed or unsubscribed reply (typ is
-// TypeSubscribed or TypeUnsubscribed) carrying the whole subscription set.
-func EncodeSubscriptions(typ string, exchanges []string, id json.RawMessage) []byte {
+// TypeSubscribed or TypeUnsubscribed) carrying the whole subscription set,
+// and the named exchanges of it no pong has been seen for (left out when
+// empty).
+func EncodeSubscriptions(typ string, exchanges, unseen []string, id json.RawMessage) []byte {
 	if exchanges == nil {
 		exchanges = []string{}
 	}
-	return mustMarshal(subscriptionReply{Type: typ, Exchanges: exchanges, ID: id})
+	return mustMarshal(subscriptionReply{Type: typ, Exchanges: exchanges, Unseen: unseen, ID: id})
+}
+
+// EncodeStatus encodes an exchange:status message: the exchange's status
+// now, the one before it (left out when there was none), since when, in
+// Unix ms, and why.
+func EncodeStatus(exchange, status, previous string, sinceMs int64, reason string) []byte {
+	return mustMarshal(statusMessage{Type: TypeExchangeStatus, Exchange: exchange, Status: status,
+		Previous: previous, Since: sinceMs, Reason: reason})
+}
+
+// EncodeStats encodes the reply to a stats message: each exchange's
+// statistics (already JSON) over window.
+func EncodeStats(window string, exchanges map[string]json.RawMessage, id json.RawMessage) []byte {
+	if exchanges == nil {
+		exchanges = map[string]json.RawMessage{}
+	}
+	return mustMarshal(statsReply{Type: TypeStats, Window: window, Exchanges: exchanges, ID: id})
 }
 
 // EncodePong encodes the reply to a client ping; timestampMs is server time
@@ -76,6 +114,24 @@ func AppendEnvelope(dst []byte, exchange string, data []byte, timestampMs int64)
 	dst = append(dst, `,"source":"exchange"}`...)
 	return dst
 }
+
+// snapshotMark is what makes an envelope a snapshot: the last value known,
+// sent on subscribe, its timestamp when it was first received.
+const snapshotMark = `,"snapshot":true`
+
+// AppendSnapshot appends the snapshot form of an envelope (as
+// AppendEnvelope made it) to dst: the same, with "snapshot":true.
+func AppendSnapshot(dst, envelope []byte) []byte {
+	if len(envelope) == 0 || envelope[len(envelope)-1] != '}' {
+		return append(dst, envelope...) // not an envelope: no place for the mark
+	}
+	dst = append(dst, envelope[:len(envelope)-1]...)
+	dst = append(dst, snapshotMark...)
+	return append(dst, '}')
+}
+
+// SnapshotLen is the length AppendSnapshot adds for an envelope of n bytes.
+func SnapshotLen(n int) int { return n + len(snapshotMark) }
 
 // EnvelopeLen is the length AppendEnvelope adds for these arguments.
 func EnvelopeLen(exchange string, data []byte, timestampMs int64) int {
