@@ -34,6 +34,25 @@ type Metrics struct {
 	RedisReconnects    prometheus.Counter
 }
 
+// handshakeRefusalReasons are the reason labels of
+// pongcast_handshake_refusals_total, declared up front so a dashboard sees
+// zeros, not gaps. TestMetricReasonsMatchTheCode checks that the list and
+// the code name the same reasons.
+var handshakeRefusalReasons = []string{
+	"bad_request", "forbidden", "ip_rate", "origin", "shutting_down", "upgrade",
+	string(admitServerFull), string(admitUserFull), string(admitPendingFull), string(admitPendingIP),
+}
+
+// closeCauses are the causes a client connection ends for, whose labels
+// are the reason labels of pongcast_client_closes_total, declared up
+// front. TestMetricReasonsMatchTheCode checks that every Cause in this
+// package and in wsconn is here.
+var closeCauses = []wsconn.Cause{
+	causeRateLimit, causeTokenExpired, causeShutdown, causeBinary, causeInvalidUTF8,
+	wsconn.CauseSlowConsumer, wsconn.CauseWriteTimeout, wsconn.CauseKeepAlive, wsconn.CauseMessageTimeout,
+	wsconn.CausePeerClosed, wsconn.CauseTooBig, wsconn.CauseConnError,
+}
+
 // NewMetrics creates the collectors and registers them, with the Go and
 // process collectors, on reg. If reg is nil a new registry is made.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
@@ -88,6 +107,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}
 	for _, r := range auth.Reasons {
 		m.AuthFailures.WithLabelValues(r)
+	}
+	for _, r := range handshakeRefusalReasons {
+		m.HandshakeRefusals.WithLabelValues(r)
+	}
+	for _, c := range closeCauses {
+		m.ClientCloses.WithLabelValues(c.Label)
 	}
 	return m
 }

@@ -57,7 +57,7 @@ type pendingGate struct {
 	maxTotal, maxPerIP int
 	v6Bits             int
 	trusted            []netip.Prefix
-	onRefuse           func(reason string)
+	onRefuse           func(reason admitReason)
 	acceptLog          *logLimiter
 	log                *slog.Logger
 
@@ -89,7 +89,7 @@ func (s *Server) Listen(ln net.Listener, hs *http.Server) net.Listener {
 	return &gatedListener{Listener: ln, gate: g}
 }
 
-func newPendingGate(o Options, log *slog.Logger, onRefuse func(string)) *pendingGate {
+func newPendingGate(o Options, log *slog.Logger, onRefuse func(admitReason)) *pendingGate {
 	return &pendingGate{
 		maxTotal:  o.MaxPending,
 		maxPerIP:  o.MaxPendingPerIP,
@@ -112,7 +112,7 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 			l.gate.acceptFailed(err)
 			return nil, err
 		}
-		if reason := l.gate.admit(c); reason != "" {
+		if reason := l.gate.admit(c); reason != admitOK {
 			_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = c.Write(pendingRefusal)
 			_ = c.Close()
@@ -124,7 +124,7 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 }
 
 // admit counts c, or says which cap it is past.
-func (g *pendingGate) admit(c net.Conn) string {
+func (g *pendingGate) admit(c net.Conn) admitReason {
 	ip := parseAddr(c.RemoteAddr().String())
 	key := groupKey(ip, g.v6Bits)
 	perIP := g.maxPerIP > 0 && ip.IsValid() && !isTrusted(ip, g.trusted)
@@ -132,13 +132,13 @@ func (g *pendingGate) admit(c net.Conn) string {
 	defer g.mu.Unlock()
 	switch {
 	case g.maxTotal > 0 && len(g.conns) >= g.maxTotal:
-		return "pending_full"
+		return admitPendingFull
 	case perIP && g.perIP[key] >= g.maxPerIP:
-		return "pending_ip"
+		return admitPendingIP
 	}
 	g.conns[c] = key
 	g.perIP[key]++
-	return ""
+	return admitOK
 }
 
 // release uncounts c; it is safe to call for a connection never counted

@@ -109,8 +109,8 @@ func NewServer(opts Options) (*Server, error) {
 
 // refusePending counts and logs a connection closed at accept for being
 // past a pending-connection cap.
-func (s *Server) refusePending(reason string) {
-	s.metrics.HandshakeRefusals.WithLabelValues(reason).Inc()
+func (s *Server) refusePending(reason admitReason) {
+	s.metrics.HandshakeRefusals.WithLabelValues(string(reason)).Inc()
 	s.pendingLog.log(s.log, slog.LevelWarn, "connections closed at accept: too many not yet upgraded",
 		"reason", reason, "max_pending", s.opts.MaxPending, "max_pending_per_ip", s.opts.MaxPendingPerIP)
 }
