@@ -33,6 +33,9 @@ type Feed struct {
 	channel string
 	ready   atomic.Bool
 	errLog  *logLimiter
+	// wasLive is set once the subscription has been live: from then on,
+	// its coming back counts as a reconnection. Only run uses it.
+	wasLive bool
 }
 
 func newFeed(sink func([]byte, time.Time) error, log *slog.Logger, metrics *Metrics, opts *redis.Options, channel string) *Feed {
@@ -51,6 +54,10 @@ func (f *Feed) setReady(ready bool) {
 		return
 	}
 	if ready {
+		if f.wasLive {
+			f.metrics.RedisReconnects.Inc()
+		}
+		f.wasLive = true
 		f.metrics.RedisUp.Set(1)
 		f.log.Info("redis subscription live", "addr", f.opts.Addr, "channel", f.channel)
 	} else {
@@ -70,7 +77,6 @@ func (f *Feed) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			break
 		}
-		f.metrics.RedisReconnects.Inc()
 		if time.Since(started) > time.Minute {
 			backoff = feedBackoffMin // it had been healthy: retry quickly
 		}
@@ -81,6 +87,7 @@ func (f *Feed) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):
+			f.metrics.RedisReconnectAttempts.Inc()
 		}
 		backoff = min(backoff*2, feedBackoffMax)
 	}

@@ -31,7 +31,10 @@ type Metrics struct {
 	ClientCloses       *prometheus.CounterVec
 	DeliveryLatency    prometheus.Histogram
 	RedisUp            prometheus.Gauge
-	RedisReconnects    prometheus.Counter
+	// RedisReconnects counts the times the subscription came back after
+	// it was lost; RedisReconnectAttempts counts the tries, failed or not.
+	RedisReconnects        prometheus.Counter
+	RedisReconnectAttempts prometheus.Counter
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -95,11 +98,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pongcast_redis_subscription_up", Help: "1 while the Redis subscription is live."}),
 		RedisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription was lost and retried."}),
+			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription became live again after it was lost."}),
+		RedisReconnectAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_redis_reconnect_attempts_total", Help: "Attempts to subscribe to Redis again after a failure, successful or not."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
+		m.RedisReconnectAttempts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
