@@ -28,11 +28,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/pongcast/pongcast/config"
 )
 
 func main() {
+	// go-redis's own log lines (dial failures, with a pool.go prefix)
+	// would mix into the report; run returns the errors that matter.
+	logging.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stderr, nil)

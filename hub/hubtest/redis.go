@@ -15,6 +15,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // RedisEnv names the variable that points tests at a real Redis.
@@ -150,3 +151,9 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// QuietRedisLogs stops go-redis's own log lines (its dial failures, with
+// a pool.go prefix, written straight to stderr), which would otherwise
+// fill the test output whenever a test's Redis is down on purpose. Call
+// it first in TestMain.
+func QuietRedisLogs() { logging.Disable() }
