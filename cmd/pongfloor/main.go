@@ -89,7 +89,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, started func(addr
 	_, err = sub.Receive(subCtx) // the subscribe confirmation
 	cancel()
 	if err != nil {
-		return fmt.Errorf("pongfloor: subscribe to %q at %s: %w", *channel, *redisURL, err)
+		// opts.Addr: the URL may hold a password.
+		return fmt.Errorf("pongfloor: subscribe to %q at %s: %w", *channel, opts.Addr, err)
 	}
 
 	b := newBroadcaster(*workers)
