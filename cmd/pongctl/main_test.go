@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -37,17 +36,12 @@ const mainEnv = "PONGCTL_TEST_MAIN"
 // go-redis's too: pongctl's own line says the publish failed, and none
 // of go-redis's (with their pool.go prefix) come with it.
 func TestDeadRedisPrintsOnlyPongctlsError(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
+	dead := hubtest.DeadAddr(t)
 	cmd := exec.Command(os.Args[0], "publish", "--exchange", "gateio", "--redis-url", "redis://"+dead+"/0")
 	cmd.Env = append(os.Environ(), mainEnv+"=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
+	err := cmd.Run()
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != exitFail {
 		t.Fatalf("exit: %v, want status %d\nstderr: %s", err, exitFail, &stderr)

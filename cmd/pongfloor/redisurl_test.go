@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"io"
-	"net"
 	"strings"
 	"testing"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
 )
 
 // TestBadRedisURLHidesPassword: the usage error names the host only.
@@ -19,13 +20,8 @@ func TestBadRedisURLHidesPassword(t *testing.T) {
 // TestDeadRedisHidesPassword: a Redis that does not answer is named by
 // its address only.
 func TestDeadRedisHidesPassword(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	ln.Close()
-	err = run(context.Background(), []string{"--redis-url", "redis://user:S3cretPw@" + dead + "/0"}, io.Discard, nil)
+	dead := hubtest.DeadAddr(t)
+	err := run(context.Background(), []string{"--redis-url", "redis://user:S3cretPw@" + dead + "/0"}, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), dead) || strings.Contains(err.Error(), "S3cret") {
 		t.Fatalf("got %v", err)
 	}

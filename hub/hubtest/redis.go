@@ -142,6 +142,13 @@ func (r *RedisProcess) Stop() {
 	}
 }
 
+// DeadAddr returns a 127.0.0.1 address nothing listens on (a port that
+// was free a moment ago), for a Redis that is down.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
