@@ -46,13 +46,17 @@ func (a *admission) allowHandshake(ip netip.Addr, now time.Time) (ok bool, wait 
 	return a.ips.allow(ip, now)
 }
 
-// admitReason says why acquire refused.
+// admitReason says why a connection was not admitted (acquire, or the
+// pending gate); each is a reason label of
+// pongcast_handshake_refusals_total.
 type admitReason string
 
 const (
-	admitOK         admitReason = ""
-	admitServerFull admitReason = "server_full"
-	admitUserFull   admitReason = "user_full"
+	admitOK          admitReason = ""
+	admitServerFull  admitReason = "server_full"
+	admitUserFull    admitReason = "user_full"
+	admitPendingFull admitReason = "pending_full"
+	admitPendingIP   admitReason = "pending_ip"
 )
 
 // acquire takes a connection slot for sub; release gives it back.

@@ -31,7 +31,29 @@ type Metrics struct {
 	ClientCloses       *prometheus.CounterVec
 	DeliveryLatency    prometheus.Histogram
 	RedisUp            prometheus.Gauge
-	RedisReconnects    prometheus.Counter
+	// RedisReconnects counts the times the subscription came back after
+	// it was lost; RedisReconnectAttempts counts the tries, failed or not.
+	RedisReconnects        prometheus.Counter
+	RedisReconnectAttempts prometheus.Counter
+}
+
+// handshakeRefusalReasons are the reason labels of
+// pongcast_handshake_refusals_total, declared up front so a dashboard sees
+// zeros, not gaps. TestMetricReasonsMatchTheCode checks that the list and
+// the code name the same reasons.
+var handshakeRefusalReasons = []string{
+	"bad_request", "forbidden", "ip_rate", "origin", "shutting_down", "upgrade",
+	string(admitServerFull), string(admitUserFull), string(admitPendingFull), string(admitPendingIP),
+}
+
+// closeCauses are the causes a client connection ends for, whose labels
+// are the reason labels of pongcast_client_closes_total, declared up
+// front. TestMetricReasonsMatchTheCode checks that every Cause in this
+// package and in wsconn is here.
+var closeCauses = []wsconn.Cause{
+	causeRateLimit, causeTokenExpired, causeShutdown, causeBinary, causeInvalidUTF8,
+	wsconn.CauseSlowConsumer, wsconn.CauseWriteTimeout, wsconn.CauseKeepAlive, wsconn.CauseMessageTimeout,
+	wsconn.CausePeerClosed, wsconn.CauseTooBig, wsconn.CauseConnError,
 }
 
 // NewMetrics creates the collectors and registers them, with the Go and
@@ -76,11 +98,14 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		RedisUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pongcast_redis_subscription_up", Help: "1 while the Redis subscription is live."}),
 		RedisReconnects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription was lost and retried."}),
+			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription became live again after it was lost."}),
+		RedisReconnectAttempts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_redis_reconnect_attempts_total", Help: "Attempts to subscribe to Redis again after a failure, successful or not."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
+		m.RedisReconnectAttempts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
@@ -88,6 +113,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}
 	for _, r := range auth.Reasons {
 		m.AuthFailures.WithLabelValues(r)
+	}
+	for _, r := range handshakeRefusalReasons {
+		m.HandshakeRefusals.WithLabelValues(r)
+	}
+	for _, c := range closeCauses {
+		m.ClientCloses.WithLabelValues(c.Label)
 	}
 	return m
 }

@@ -64,7 +64,7 @@ type pendingGate struct {
 	maxTotal, maxPerIP int
 	v6Bits             int
 	trusted            []netip.Prefix
-	onRefuse           func(reason string)
+	onRefuse           func(reason admitReason)
 	acceptLog          *logLimiter
 	log                *slog.Logger
 
@@ -108,7 +108,7 @@ func (s *Server) Listen(ln net.Listener, hs *http.Server) net.Listener {
 	return &gatedListener{Listener: ln, gate: g}
 }
 
-func newPendingGate(o Options, log *slog.Logger, onRefuse func(string)) *pendingGate {
+func newPendingGate(o Options, log *slog.Logger, onRefuse func(admitReason)) *pendingGate {
 	g := &pendingGate{
 		maxTotal:  o.MaxPending,
 		maxPerIP:  o.MaxPendingPerIP,
@@ -136,11 +136,11 @@ func (l *gatedListener) Accept() (net.Conn, error) {
 		// Counted before the peer can see it, so that what it sees is
 		// already in the metrics.
 		if evicted != nil {
-			l.gate.onRefuse("pending_full")
+			l.gate.onRefuse(admitPendingFull)
 			_ = evicted.Close()
 		}
 		if !admitted {
-			l.gate.onRefuse("pending_ip")
+			l.gate.onRefuse(admitPendingIP)
 			answerRefused(c)
 			continue
 		}

@@ -110,8 +110,8 @@ func NewServer(opts Options) (*Server, error) {
 // refusePending counts and logs a connection closed by the pending gate:
 // refused for its address's cap (pending_ip), or the longest waiting one,
 // closed to make room under the total (pending_full).
-func (s *Server) refusePending(reason string) {
-	s.metrics.HandshakeRefusals.WithLabelValues(reason).Inc()
+func (s *Server) refusePending(reason admitReason) {
+	s.metrics.HandshakeRefusals.WithLabelValues(string(reason)).Inc()
 	s.pendingLog.log(s.log, slog.LevelWarn, "connections closed: too many not yet upgraded",
 		"reason", reason, "max_pending", s.opts.MaxPending, "max_pending_per_ip", s.opts.MaxPendingPerIP)
 }

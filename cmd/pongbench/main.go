@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9/logging"
+
 	"github.com/pongcast/pongcast/config"
 )
 
@@ -56,6 +58,9 @@ type options struct {
 }
 
 func main() {
+	// go-redis's own log lines (dial failures, with a pool.go prefix)
+	// would mix into the report; run returns the errors that matter.
+	logging.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {

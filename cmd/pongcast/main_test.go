@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
@@ -23,6 +24,9 @@ import (
 var childModes = map[string]func() int{}
 
 func TestMain(m *testing.M) {
+	// As main does: go-redis's own lines go to the server's log at debug
+	// (a test's, while one runs), not to the test output.
+	redis.SetLogger(&redisLog)
 	if mode := os.Getenv("PONGCAST_TEST_CHILD"); mode != "" {
 		child, ok := childModes[mode]
 		if !ok {

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/redis/go-redis/v9/logging"
+
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -57,6 +59,9 @@ Run 'pongctl token issue --help' or 'pongctl token verify --help' for their flag
 `
 
 func main() {
+	// go-redis logs its own dial failures (with a pool.go prefix) on
+	// stderr; pongctl says what failed once, in its own words.
+	logging.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,7 +22,34 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(mainEnv) != "" {
+		main() // the binary itself, for TestDeadRedisPrintsOnlyPongctlsError
+	}
+	hubtest.QuietRedisLogs() // as main does
 	goleak.VerifyTestMain(m)
+}
+
+// mainEnv makes the test binary run main with its arguments.
+const mainEnv = "PONGCTL_TEST_MAIN"
+
+// TestDeadRedisPrintsOnlyPongctlsError runs the binary, whose stderr is
+// go-redis's too: pongctl's own line says the publish failed, and none
+// of go-redis's (with their pool.go prefix) come with it.
+func TestDeadRedisPrintsOnlyPongctlsError(t *testing.T) {
+	dead := hubtest.DeadAddr(t)
+	cmd := exec.Command(os.Args[0], "publish", "--exchange", "gateio", "--redis-url", "redis://"+dead+"/0")
+	cmd.Env = append(os.Environ(), mainEnv+"=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitFail {
+		t.Fatalf("exit: %v, want status %d\nstderr: %s", err, exitFail, &stderr)
+	}
+	got := stderr.String()
+	if strings.Contains(got, "pool.go") || strings.Count(got, "\n") != 1 || !strings.HasPrefix(got, "pongctl: publish to "+dead+": ") {
+		t.Fatalf("stderr:\n%s\nwant one line, pongctl: publish to %s: ...", got, dead)
+	}
 }
 
 // pongctl runs the CLI in-process and returns its exit code and output.

@@ -28,11 +28,15 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 
 	"github.com/pongcast/pongcast/config"
 )
 
 func main() {
+	// go-redis's own log lines (dial failures, with a pool.go prefix)
+	// would mix into the report; run returns the errors that matter.
+	logging.Disable()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stderr, nil)
@@ -85,7 +89,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, started func(addr
 	_, err = sub.Receive(subCtx) // the subscribe confirmation
 	cancel()
 	if err != nil {
-		return fmt.Errorf("pongfloor: subscribe to %q at %s: %w", *channel, *redisURL, err)
+		// opts.Addr: the URL may hold a password.
+		return fmt.Errorf("pongfloor: subscribe to %q at %s: %w", *channel, opts.Addr, err)
 	}
 
 	b := newBroadcaster(*workers)

@@ -2,6 +2,7 @@ package hubtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 )
 
 // RedisEnv names the variable that points tests at a real Redis.
@@ -69,30 +71,41 @@ type RedisProcess struct {
 	t    testing.TB
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 	mini *miniredis.Miniredis
 }
 
-// StartRedis starts a private Redis on a free port.
-func StartRedis(t testing.TB) *RedisProcess {
+// StartRedis starts a private Redis on a free port. Extra args are
+// redis-server settings (such as "--requirepass", "secret"); a test that
+// gives any is skipped where there is no redis-server binary, since the
+// embedded Redis would ignore them.
+func StartRedis(t testing.TB, args ...string) *RedisProcess {
 	t.Helper()
-	r := &RedisProcess{t: t, port: freePort(t), dir: t.TempDir()}
+	if _, err := exec.LookPath("redis-server"); err != nil && len(args) > 0 {
+		t.Skip("needs redis-server for its settings:", args)
+	}
+	r := &RedisProcess{t: t, port: freePort(t), dir: t.TempDir(), args: args}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
 }
 
 // URL is the Redis URL, stable across restarts.
-func (r *RedisProcess) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
+func (r *RedisProcess) URL() string { return "redis://" + r.Addr() + "/0" }
 
-// Start starts the server and waits until it answers.
+// Addr is the server's host:port, for URLs of a test's own making.
+func (r *RedisProcess) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.port) }
+
+// Start starts the server and waits until it answers, if only with an
+// error (NOAUTH, for a server with a password).
 func (r *RedisProcess) Start() {
 	r.t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", r.port)
+	addr := r.Addr()
 	if path, err := exec.LookPath("redis-server"); err == nil {
-		r.cmd = exec.Command(path, "--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
+		r.cmd = exec.Command(path, append([]string{"--port", fmt.Sprint(r.port), "--bind", "127.0.0.1",
 			"--save", "", "--appendonly", "no", "--dir", r.dir,
-			"--logfile", filepath.Join(r.dir, "redis.log"))
+			"--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)...)
 		if err := r.cmd.Start(); err != nil {
 			r.t.Fatalf("start redis-server: %v", err)
 		}
@@ -106,7 +119,8 @@ func (r *RedisProcess) Start() {
 	c := redis.NewClient(opts)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
+	var reply redis.Error
+	for err := c.Ping(context.Background()).Err(); err != nil && !errors.As(err, &reply); err = c.Ping(context.Background()).Err() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("redis on %s did not answer within 10s", addr)
 		}
@@ -128,6 +142,13 @@ func (r *RedisProcess) Stop() {
 	}
 }
 
+// DeadAddr returns a 127.0.0.1 address nothing listens on (a port that
+// was free a moment ago), for a Redis that is down.
+func DeadAddr(t testing.TB) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
 func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -137,3 +158,9 @@ func freePort(t testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// QuietRedisLogs stops go-redis's own log lines (its dial failures, with
+// a pool.go prefix, written straight to stderr), which would otherwise
+// fill the test output whenever a test's Redis is down on purpose. Call
+// it first in TestMain.
+func QuietRedisLogs() { logging.Disable() }
