@@ -1,13 +1,16 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
@@ -30,6 +33,13 @@ var (
 type Hub struct {
 	metrics          *Metrics
 	maxSubscriptions int
+	// health is told of every pong under the read lock, and read for
+	// snapshots under the write lock of a subscribe, so that each pong is
+	// either wholly before a subscribe (in its snapshot, the client not
+	// among its receivers) or wholly after (delivered live, queued behind
+	// the snapshot): never both, never an older snapshot after it.
+	health *health.Tracker
+	frames *healthFrames
 
 	mu sync.RWMutex
 	// byExchange holds, per exchange, its subscribers by name, each with
@@ -48,10 +58,12 @@ type member struct {
 	wildcard bool     // holds "*" under a token that allows every exchange
 }
 
-func newHub(metrics *Metrics, maxSubscriptions int) *Hub {
+func newHub(metrics *Metrics, maxSubscriptions int, tracker *health.Tracker) *Hub {
 	return &Hub{
 		metrics:          metrics,
 		maxSubscriptions: maxSubscriptions,
+		health:           tracker,
+		frames:           newHealthFrames(),
 		byExchange:       make(map[string]map[*session]bool),
 		wildcard:         make(map[*session]struct{}),
 		members:          make(map[*session]*member),
@@ -130,13 +142,15 @@ func (h *Hub) tooMany(have, more int) error {
 }
 
 // subscribe adds names (normalised, possibly protocol.Wildcard) to s's set,
-// all or nothing, and returns the whole set now. The list is checked,
-// de-duplicated and sorted before the lock is taken; under it, each name
-// costs a binary search of the sorted set.
-func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
+// all or nothing. On success it queues, before any later pong can reach
+// the client, the subscribed reply with the whole set (and its unseen
+// names), then for each exchange added that has one, its snapshot and its
+// status. The list is checked, de-duplicated and sorted before the lock is
+// taken; under it, each name costs a binary search of the sorted set.
+func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 	add, wildcard, err := expandSubscription(s.claims, names)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	slices.Sort(add)
 	add = slices.Compact(add) // "*" under a finite token may repeat names
@@ -144,7 +158,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 	defer h.mu.Unlock()
 	m, ok := h.members[s]
 	if !ok {
-		return nil, errNotRegistered
+		return errNotRegistered
 	}
 	fresh := make([]string, 0, len(add))
 	for _, name := range add {
@@ -153,7 +167,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 		}
 	}
 	if len(m.subs)+len(fresh) > h.maxSubscriptions {
-		return nil, h.tooMany(len(m.subs), len(fresh))
+		return h.tooMany(len(m.subs), len(fresh))
 	}
 	for _, name := range fresh {
 		set := h.byExchange[name]
@@ -166,6 +180,7 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 	m.subs = append(m.subs, fresh...)
 	slices.Sort(m.subs)
 	h.metrics.Subscriptions.Add(float64(len(fresh)))
+	var everything []string // what the wildcard adds: every exchange known, not yet held by name
 	if wildcard && !m.wildcard {
 		m.wildcard = true
 		h.wildcard[s] = struct{}{}
@@ -173,8 +188,31 @@ func (h *Hub) subscribe(s *session, names []string) ([]string, error) {
 		for _, name := range m.subs {
 			h.byExchange[name][s] = true
 		}
+		for _, name := range h.health.Exchanges(nil) {
+			if _, held := slices.BinarySearch(m.subs, name); !held {
+				everything = append(everything, name)
+			}
+		}
 	}
-	return m.set(), nil
+	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
+	for _, list := range [][]string{fresh, everything} {
+		for _, name := range list {
+			h.frames.sendLast(s, h.health, name)
+		}
+	}
+	return nil
+}
+
+// unseen lists the names no pong has been seen for, here or (through the
+// shared snapshots) anywhere.
+func (h *Hub) unseen(names []string) []string {
+	var out []string
+	for _, name := range names {
+		if !h.health.Seen(name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // unsubscribe removes names from s's set and returns the whole set now.
@@ -242,28 +280,64 @@ func (h *Hub) removeRouteLocked(s *session, name string) bool {
 	return true
 }
 
-// publish delivers f to every subscriber of exchange and returns how many
-// took it. The subscribers are copied under the read lock and served after
-// it is released: no lock of the hub is held while writing to a socket,
-// and delivery never blocks (see wsconn.Conn.Deliver).
-func (h *Hub) publish(exchange string, f *wsconn.Frame) int {
+// publish tells the health tracker of one pong, delivers its frame f to
+// every subscriber of its exchange, then, if the pong changed the
+// exchange's status, the exchange:status message. It returns how many
+// took the pong. The subscribers are copied under the read lock (with the
+// tracker told under it too: see Hub.health) and served after it is
+// released: no lock of the hub is held while writing to a socket, and
+// delivery never blocks (see wsconn.Conn.Deliver).
+func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) int {
 	snap := sessionsPool.Get().(*[]*session)
-	targets := (*snap)[:0]
 	h.mu.RLock()
-	for s, viaWildcard := range h.byExchange[exchange] {
-		if !viaWildcard { // wildcard holders are served below, once
-			targets = append(targets, s)
-		}
-	}
-	for s := range h.wildcard {
-		targets = append(targets, s)
-	}
+	obs := h.health.Observe(p.Exchange, health.Sample{Status: p.Status, Latency: p.Latency, HasLatency: p.HasLatency}, f.Received, env)
+	targets := h.targetsLocked(p.Exchange, (*snap)[:0])
 	h.mu.RUnlock()
+	if !obs.Tracked {
+		h.metrics.ExchangesUntracked.Inc()
+	}
 	n := deliverAll(targets, f)
+	if obs.Changed {
+		h.metrics.countTransition(obs.Transition)
+		deliverAll(targets, statusFrame(obs.Transition))
+	}
 	clear(targets)
 	*snap = targets[:0]
 	sessionsPool.Put(snap)
 	return n
+}
+
+// expire finds the exchanges gone stale by now and tells their
+// subscribers, each transition under the read lock like a pong's.
+func (h *Hub) expire(now time.Time) {
+	snap := sessionsPool.Get().(*[]*session)
+	h.mu.RLock()
+	transitions := h.health.Expire(now)
+	h.mu.RUnlock()
+	for _, tr := range transitions {
+		h.mu.RLock()
+		targets := h.targetsLocked(tr.Exchange, (*snap)[:0])
+		h.mu.RUnlock()
+		h.metrics.countTransition(tr)
+		deliverAll(targets, statusFrame(tr))
+		clear(targets)
+		*snap = targets[:0]
+	}
+	sessionsPool.Put(snap)
+}
+
+// targetsLocked appends the receivers of exchange's messages to out: its
+// subscribers by name, and the wildcard holders, each once.
+func (h *Hub) targetsLocked(exchange string, out []*session) []*session {
+	for s, viaWildcard := range h.byExchange[exchange] {
+		if !viaWildcard { // wildcard holders are served below, once
+			out = append(out, s)
+		}
+	}
+	for s := range h.wildcard {
+		out = append(out, s)
+	}
+	return out
 }
 
 // sessionsPool recycles lists of sessions, so routing a pong allocates

@@ -27,15 +27,13 @@ func (s *session) handle(data []byte) {
 	}
 }
 
-// subscribe adds names to the client's set and answers with the whole
-// set, or with why nothing changed.
+// subscribe adds names to the client's set; the hub answers with the
+// whole set and what is known of each exchange added, or this says why
+// nothing changed.
 func (s *session) subscribe(names []string, id json.RawMessage) {
-	set, err := s.srv.hub.subscribe(s, names)
-	if err != nil {
+	if err := s.srv.hub.subscribe(s, names, id); err != nil {
 		s.reply(protocol.EncodeError(subscribeErrorCode(err), publicText(err), id))
-		return
 	}
-	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, set, nil, id))
 }
 
 // subscribeErrorCode maps hub errors to wire codes, in one place.

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
@@ -35,6 +36,10 @@ type Metrics struct {
 	// it was lost; RedisReconnectAttempts counts the tries, failed or not.
 	RedisReconnects        prometheus.Counter
 	RedisReconnectAttempts prometheus.Counter
+	// Exchanges counts the tracked exchanges by status now;
+	// ExchangesUntracked counts the pongs of exchanges past the bound.
+	Exchanges          *prometheus.GaugeVec
+	ExchangesUntracked prometheus.Counter
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -101,11 +106,15 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription became live again after it was lost."}),
 		RedisReconnectAttempts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_redis_reconnect_attempts_total", Help: "Attempts to subscribe to Redis again after a failure, successful or not."}),
+		Exchanges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pongcast_exchanges", Help: "Exchanges tracked now, by status (up, slow, down, stale)."}, []string{"status"}),
+		ExchangesUntracked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_exchanges_untracked_total", Help: "Pongs of exchanges past --max-exchanges: delivered, but not tracked."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
-		m.RedisReconnectAttempts,
+		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
@@ -120,7 +129,18 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	for _, c := range closeCauses {
 		m.ClientCloses.WithLabelValues(c.Label)
 	}
+	for _, st := range health.Statuses {
+		m.Exchanges.WithLabelValues(string(st))
+	}
 	return m
+}
+
+// countTransition moves one exchange between the status gauges.
+func (m *Metrics) countTransition(tr health.Transition) {
+	if tr.Previous != "" {
+		m.Exchanges.WithLabelValues(string(tr.Previous)).Dec()
+	}
+	m.Exchanges.WithLabelValues(string(tr.Status)).Inc()
 }
 
 // deliveryObserver counts what the client connections write and drop.

@@ -79,6 +79,14 @@ type Options struct {
 	// limit.
 	HandshakeRate  float64
 	HandshakeBurst int
+	// StaleAfter, LatencyAlertMs and MaxExchanges configure exchange
+	// health (see package health): an exchange with no pong for
+	// StaleAfter is stale, one whose latency is over LatencyAlertMs is
+	// slow, and at most MaxExchanges exchanges are tracked. If zero, the
+	// health package's defaults (120 s, 1000 ms, 1000).
+	StaleAfter     time.Duration
+	LatencyAlertMs int
+	MaxExchanges   int
 	// SubscribeAllOnConnect subscribes a connection that names no
 	// exchanges at connect to every exchange its token allows, as "*"
 	// would: the old broadcaster's behaviour, filtered by the token.

@@ -12,7 +12,8 @@ import (
 
 // route takes one payload from the pong channel: it validates it, wraps
 // it in the envelope and frames it once, and hands the frame to the hub,
-// which gives the same bytes to every subscriber. It is the Feed's sink.
+// which tells the health tracker and gives the same bytes to every
+// subscriber. It is the Feed's sink.
 func (s *Server) route(payload []byte, received time.Time) error {
 	s.metrics.PongsReceived.Inc()
 	pong, err := protocol.ParsePong(payload, s.opts.MaxMessageBytes)
@@ -29,8 +30,9 @@ func (s *Server) route(payload []byte, received time.Time) error {
 	ts := received.UnixMilli()
 	n := protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)
 	wire := wsconn.AppendTextHeader(make([]byte, 0, wsframe.HeaderLen(n)+n), n)
+	head := len(wire)
 	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
-	s.hub.publish(pong.Exchange, &wsconn.Frame{Wire: wire, Received: received})
+	s.hub.publish(pong, &wsconn.Frame{Wire: wire, Received: received}, wire[head:])
 	s.metrics.PongsRouted.Inc()
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/internal/wsconn"
 )
 
@@ -36,16 +37,17 @@ type Server struct {
 	nextID  atomic.Uint64
 	closing atomic.Bool
 
-	watchdog   *watchdog
-	admission  *admission
-	rejectLog  *logLimiter
-	proxyLog   *logLimiter
-	ipTableLog *logLimiter
-	refusalLog *logLimiter // refused handshakes, at debug
-	originLog  *logLimiter
-	origins    originPolicy
-	pending    *pendingGate
-	pendingLog *logLimiter
+	watchdog    *watchdog
+	healthTimer *healthTimer
+	admission   *admission
+	rejectLog   *logLimiter
+	proxyLog    *logLimiter
+	ipTableLog  *logLimiter
+	refusalLog  *logLimiter // refused handshakes, at debug
+	originLog   *logLimiter
+	origins     originPolicy
+	pending     *pendingGate
+	pendingLog  *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -60,7 +62,6 @@ func NewServer(opts Options) (*Server, error) {
 		opts:       opts,
 		log:        opts.Logger,
 		metrics:    opts.Metrics,
-		hub:        newHub(opts.Metrics, opts.MaxSubscriptions),
 		admission:  newAdmission(opts),
 		rejectLog:  newLogLimiter(time.Second, 5),
 		proxyLog:   newLogLimiter(time.Minute, 1),
@@ -78,6 +79,12 @@ func NewServer(opts Options) (*Server, error) {
 	if s.origins, err = newOriginPolicy(opts.AllowedOrigins); err != nil {
 		return nil, fmt.Errorf("allowed origins: %w", err)
 	}
+	tracker, err := health.NewTracker(health.Config{
+		MaxExchanges: opts.MaxExchanges, StaleAfter: opts.StaleAfter, LatencyAlertMs: opts.LatencyAlertMs})
+	if err != nil {
+		return nil, fmt.Errorf("hub: exchange health: %w", err)
+	}
+	s.hub = newHub(opts.Metrics, opts.MaxSubscriptions, tracker)
 	if opts.RedisURL != "" {
 		ropts, err := redis.ParseURL(opts.RedisURL)
 		if err != nil {
@@ -98,6 +105,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.pendingLog = newLogLimiter(10*time.Second, 1)
 	s.pending = newPendingGate(opts, s.log, s.refusePending)
 	s.startWatchdog()
+	s.startHealthTimer()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.serveWS)
 	s.mux.HandleFunc("GET /ws", s.serveWS)
@@ -174,6 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	defer s.watchdog.close()
+	defer s.healthTimer.close()
 	select {
 	case <-done:
 		return nil

@@ -1,0 +1,62 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/pongcast/pongcast/hub/health"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
+	"github.com/pongcast/pongcast/protocol"
+	"github.com/pongcast/pongcast/protocol/wsframe"
+)
+
+// statusFrame frames an exchange:status message for a transition, once
+// for all its receivers.
+func statusFrame(tr health.Transition) *wsconn.Frame {
+	return wsconn.TextFrame(protocol.EncodeStatus(tr.Exchange, string(tr.Status), string(tr.Previous), tr.Since.UnixMilli(), tr.Reason))
+}
+
+// healthFrames caches, per exchange, the framed snapshot of its newest
+// pong, built on the first subscribe after that pong and shared by every
+// subscribe until the next: 10,000 clients connecting with ?exchanges=
+// cost one snapshot frame, not 10,000.
+type healthFrames struct {
+	mu        sync.Mutex
+	snapshots map[string]cachedSnapshot
+}
+
+type cachedSnapshot struct {
+	seq   uint64
+	frame *wsconn.Frame
+}
+
+func newHealthFrames() *healthFrames {
+	return &healthFrames{snapshots: make(map[string]cachedSnapshot)}
+}
+
+// sendLast queues to s what is known of exchange now: its snapshot and
+// then its status, each if there is one.
+func (f *healthFrames) sendLast(s *session, tracker *health.Tracker, exchange string) {
+	if snap, ok := tracker.Snapshot(exchange); ok {
+		s.deliver(f.snapshot(exchange, snap))
+	}
+	if tr, ok := tracker.Status(exchange); ok && tr.Status != "" {
+		s.deliver(statusFrame(tr))
+	}
+}
+
+// snapshot returns the framed snapshot, from the cache when it is current.
+func (f *healthFrames) snapshot(exchange string, snap health.Snapshot) *wsconn.Frame {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.snapshots[exchange]; ok && c.seq == snap.Seq {
+		return c.frame
+	}
+	n := protocol.SnapshotLen(len(snap.Env))
+	wire := wsconn.AppendTextHeader(make([]byte, 0, wsframe.HeaderLen(n)+n), n)
+	wire = protocol.AppendSnapshot(wire, snap.Env)
+	// No receive time: a snapshot is not a delivery of a live pong, and
+	// its age is no delivery latency.
+	frame := &wsconn.Frame{Wire: wire}
+	f.snapshots[exchange] = cachedSnapshot{seq: snap.Seq, frame: frame}
+	return frame
+}
