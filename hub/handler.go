@@ -2,6 +2,7 @@ package hub
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -93,11 +94,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if initial != nil {
 		if err := s.hub.checkSubscription(claims, initial); err != nil {
-			code, status := subscribeErrorCode(err), http.StatusBadRequest
-			if code == protocol.CodeForbidden {
-				status = http.StatusForbidden
+			status, code := http.StatusBadRequest, protocol.CodeBadRequest
+			if errors.Is(err, ErrForbidden) {
+				status, code = http.StatusForbidden, protocol.CodeForbidden
+				s.metrics.HandshakeRefusals.WithLabelValues("forbidden").Inc()
+			} else {
+				s.metrics.HandshakeRefusals.WithLabelValues("bad_request").Inc()
 			}
-			s.metrics.HandshakeRefusals.WithLabelValues(code).Inc()
 			writeHTTPError(w, status, code, what+": "+publicText(err))
 			return
 		}

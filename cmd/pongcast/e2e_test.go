@@ -168,22 +168,23 @@ func TestMessageCapBothWays(t *testing.T) {
 	s.waitReady()
 	tok := hubtest.Token(t, "a", time.Hour, "*")
 
-	// Server to client: the largest pong whose envelope fits is delivered,
-	// one byte more is dropped.
+	// Server to client: the largest pong whose envelope fits, its snapshot
+	// form included, is delivered, one byte more is dropped.
 	c := hubtest.MustDial(t, s.ws("exchanges=gateio"), tok)
 	c.ReadType("subscribed")
 	fit := func(total int) string {
 		// Envelope overhead for "gateio" and a 13-digit timestamp.
 		overhead := len(`{"type":"exchange:pong","exchange":"gateio","data":,"timestamp":1765738899920,"source":"exchange"}`)
-		// ParsePong reserves room for the widest timestamp (20 digits).
-		dataLen := total - overhead - 7
+		// ParsePong reserves room for the widest timestamp (20 digits)
+		// and the snapshot mark.
+		dataLen := total - overhead - 7 - len(`,"snapshot":true`)
 		prefix := `{"exchange":"gateio","latency":7,"pad":"`
 		return prefix + strings.Repeat("p", dataLen-len(prefix)-2) + `"}`
 	}
 	s.publish(fit(16384 + 1))
 	s.publish(fit(16384))
 	m := c.ReadType("exchange:pong")
-	if len(m.Raw) > 16384 || len(m.Raw) < 16384-7 {
+	if len(m.Raw) > 16384 || len(m.Raw) < 16384-7-len(`,"snapshot":true`) {
 		t.Fatalf("delivered envelope is %d bytes, want just under the 16384 cap", len(m.Raw))
 	}
 	if got := s.metric(`pongcast_pongs_rejected_total{reason="too_large"}`); got != "1" {
