@@ -261,7 +261,7 @@ func interleaveRound(t *testing.T, seed uint64) {
 		t.Fatalf("handshake: %v %v", resp, err)
 	}
 	next, pongs := 0, 0
-	closed := false
+	closed, closing := false, false
 	for !closed {
 		f, err := hubtest.ReadServerFrame(br)
 		if err != nil {
@@ -273,10 +273,6 @@ func interleaveRound(t *testing.T, seed uint64) {
 				t.Fatalf("frame %q, want %s...", hubtest.Truncate(f.Payload), want)
 			}
 			next++
-			if next == frames {
-				senders.Wait()
-				c.Close(Cause{Code: wsframe.CloseNormal, Reason: "done", Flush: true})
-			}
 		case wsframe.OpPong:
 			if string(f.Payload) != strconv.Itoa(pongs) {
 				t.Fatalf("pong %q, want %d", f.Payload, pongs)
@@ -284,6 +280,13 @@ func interleaveRound(t *testing.T, seed uint64) {
 			pongs++
 		case wsframe.OpClose:
 			closed = true
+		}
+		// Close once every frame and every pong is in: a ping still on
+		// its way when the close goes out rightly gets no answer.
+		if !closing && next == frames && pongs == pings {
+			closing = true
+			senders.Wait()
+			c.Close(Cause{Code: wsframe.CloseNormal, Reason: "done", Flush: true})
 		}
 	}
 	if next != frames || pongs != pings {
