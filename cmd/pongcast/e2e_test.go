@@ -250,11 +250,15 @@ func TestSlowConsumerClosedWithoutHurtingOthers(t *testing.T) {
 	failed := make(chan error, 1)
 	go func() {
 		defer close(progress)
-		for i := range n {
+		for i := 0; i < n; i++ {
 			m, err := fast.TryRead(hubtest.ReadTimeout)
 			if err != nil {
 				failed <- fmt.Errorf("fast client, pong %d: %w", i, err)
 				return
+			}
+			if hubtest.IsHealthMessage(m.Raw) {
+				i-- // the exchange's first status, after its first pong
+				continue
 			}
 			if want := fmt.Sprintf(`"latency":%d,`, i); !strings.Contains(string(m.Data), want) {
 				failed <- fmt.Errorf("fast client: pong %d is %.60s", i, m.Data)

@@ -132,14 +132,36 @@ func (c *Client) TryRead(timeout time.Duration) (Message, error) {
 	return m, nil
 }
 
-// ReadType reads the next message and fails unless it has type typ.
+// ReadType reads the next message and fails unless it has type typ. It
+// passes over what exchange health adds to the stream (snapshots,
+// exchange:status) unless typ is exchange:status: a test of replies or of
+// the pipe need not know when health speaks; a test of health reads with
+// Read.
 func (c *Client) ReadType(typ string) Message {
 	c.t.Helper()
-	m := c.Read()
-	if m.Type != typ {
-		c.t.Fatalf("got %s, want a %q message", m.Raw, typ)
+	for {
+		m := c.Read()
+		if typ != "exchange:status" && IsHealthMessage(m.Raw) {
+			continue
+		}
+		if m.Type != typ {
+			c.t.Fatalf("got %s, want a %q message", m.Raw, typ)
+		}
+		return m
 	}
-	return m
+}
+
+// IsHealthMessage reports whether a server message is one exchange
+// health adds: an exchange:status message or a snapshot envelope.
+func IsHealthMessage(payload []byte) bool {
+	var m struct {
+		Type     string `json:"type"`
+		Snapshot bool   `json:"snapshot"`
+	}
+	if json.Unmarshal(payload, &m) != nil {
+		return false
+	}
+	return m.Type == "exchange:status" || m.Type == "exchange:pong" && m.Snapshot
 }
 
 // Subscribe subscribes and returns the subscribed reply's set.
