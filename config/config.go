@@ -36,6 +36,9 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultIPv6Prefix       = 64
 	DefaultSubscribeOnConn  = "none"
+	DefaultStaleAfter       = 120 * time.Second
+	DefaultLatencyAlertMs   = 1000
+	DefaultMaxExchanges     = 1000
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 )
@@ -90,6 +93,11 @@ type Config struct {
 	// SubscribeOnConnect is "none" or "all": what a connection that names
 	// no exchanges at connect is subscribed to.
 	SubscribeOnConnect string
+	// Exchange health: how long without a pong makes an exchange stale,
+	// the latency over which it is slow, and how many are tracked.
+	StaleAfter     time.Duration
+	LatencyAlertMs int
+	MaxExchanges   int
 	// HandshakeTimeout bounds reading a handshake's headers (slowloris).
 	HandshakeTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -136,6 +144,9 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		maxPending    = fs.Int("max-pending", 0, "most connections not yet upgraded to WebSockets (plain HTTP, handshakes in progress); more are answered 503 at accept; 0: an eighth of the file limit, 16 to 1024 (env PONGCAST_MAX_PENDING)")
 		maxPendingIP  = fs.Int("max-pending-per-ip", 0, "most of those from one client address (trusted proxies excepted); 0: a quarter of --max-pending (env PONGCAST_MAX_PENDING_PER_IP)")
 		subOnConnect  = fs.String("subscribe-on-connect", DefaultSubscribeOnConn, "none, or all: a connection that names no exchanges at connect is subscribed to every exchange its token allows, as the old broadcaster sent everything (env PONGCAST_SUBSCRIBE_ON_CONNECT)")
+		staleAfter    = fs.Duration("stale-after", DefaultStaleAfter, "an exchange with no pong for this long is stale (exchange:status) (env PONGCAST_STALE_AFTER)")
+		latencyAlert  = fs.Int("latency-alert-ms", DefaultLatencyAlertMs, "an exchange whose pong reports a latency over this many `ms` is slow (env PONGCAST_LATENCY_ALERT_MS)")
+		maxExchanges  = fs.Int("max-exchanges", DefaultMaxExchanges, "most exchanges whose health is tracked; pongs of others are delivered, not tracked, and counted (env PONGCAST_MAX_EXCHANGES)")
 		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
 		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
 		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
@@ -216,6 +227,9 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		MaxPending:            *maxPending,
 		MaxPendingPerIP:       *maxPendingIP,
 		SubscribeOnConnect:    *subOnConnect,
+		StaleAfter:            *staleAfter,
+		LatencyAlertMs:        *latencyAlert,
+		MaxExchanges:          *maxExchanges,
 		LogFormat:             *logFormat,
 		DebugAddr:             *debugAddr,
 		Dev:                   *dev,
@@ -309,6 +323,9 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		{"max-pending", ">= 0 (0: from the file limit)", "", cfg.MaxPending >= 0},
 		{"max-pending-per-ip", ">= 0 (0: a quarter of --max-pending)", "", cfg.MaxPendingPerIP >= 0},
 		{"subscribe-on-connect", "none or all", "", cfg.SubscribeOnConnect == "none" || cfg.SubscribeOnConnect == "all"},
+		{"stale-after", "at least 1s", "", cfg.StaleAfter >= time.Second},
+		{"latency-alert-ms", ">= 1", "", cfg.LatencyAlertMs >= 1},
+		{"max-exchanges", "between 1 and 100000", "", cfg.MaxExchanges >= 1 && cfg.MaxExchanges <= 100_000},
 	} {
 		switch {
 		case refused[r.on]:

@@ -21,6 +21,8 @@ func (s *session) handle(data []byte) {
 		s.reply(protocol.EncodePong(time.Now().UnixMilli(), msg.ID))
 	case protocol.TypeSubscribe:
 		s.subscribe(msg.Exchanges, msg.ID)
+	case protocol.TypeStats:
+		s.handleStats(msg)
 	case protocol.TypeUnsubscribe:
 		set := s.srv.hub.unsubscribe(s, msg.Exchanges)
 		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, nil, msg.ID))

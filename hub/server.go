@@ -111,6 +111,8 @@ func NewServer(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /ws", s.serveWS)
 	s.mux.HandleFunc("GET /healthz", s.serveHealth)
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
+	s.mux.HandleFunc("GET /v1/exchanges", s.serveExchanges)
+	s.mux.HandleFunc("GET /v1/exchanges/{name}", s.serveExchanges)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	return s, nil
 }

@@ -113,7 +113,7 @@ func TestServerMessages(t *testing.T) {
 		{"subscribed with unseen", EncodeSubscriptions(TypeSubscribed, []string{"gatio", "gateio"}, []string{"gatio"}, nil), `{"type":"subscribed","exchanges":["gatio","gateio"],"unseen":["gatio"]}`},
 		{"status", EncodeStatus("gateio", "stale", "up", 1765738899909, "no pong for 2m0s"), `{"type":"exchange:status","exchange":"gateio","status":"stale","previous":"up","since":1765738899909,"reason":"no pong for 2m0s"}`},
 		{"first status", EncodeStatus("gateio", "up", "", 1, "pong received"), `{"type":"exchange:status","exchange":"gateio","status":"up","since":1,"reason":"pong received"}`},
-		{"stats", EncodeStats("5m", map[string]json.RawMessage{"gateio": json.RawMessage(`{"count":1}`)}, json.RawMessage(`3`)), `{"type":"stats","window":"5m","exchanges":{"gateio":{"count":1}},"id":3}`},
+		{"stats", EncodeStats("5m", map[string]json.RawMessage{"gateio": json.RawMessage(`{"count":1}`)}, false, json.RawMessage(`3`)), `{"type":"stats","window":"5m","exchanges":{"gateio":{"count":1}},"id":3}`},
 		{"snapshot", AppendSnapshot(nil, AppendEnvelope(nil, "gateio", []byte(`{"exchange":"gateio"}`), 7)), `{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio"},"timestamp":7,"source":"exchange","snapshot":true}`},
 		{"pong", EncodePong(1765738899920, json.RawMessage(`5`)), `{"type":"pong","timestamp":1765738899920,"id":5}`},
 		{"error", EncodeError(CodeForbidden, "no <kraken>", nil), `{"type":"error","code":"forbidden","message":"no \u003ckraken\u003e"}`},

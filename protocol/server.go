@@ -45,6 +45,7 @@ type statsReply struct {
 	Type      string                     `json:"type"`
 	Window    string                     `json:"window"`
 	Exchanges map[string]json.RawMessage `json:"exchanges"`
+	More      bool                       `json:"more,omitempty"`
 	ID        json.RawMessage            `json:"id,omitempty"`
 }
 
@@ -81,12 +82,13 @@ func EncodeStatus(exchange, status, previous string, sinceMs int64, reason strin
 }
 
 // EncodeStats encodes the reply to a stats message: each exchange's
-// statistics (already JSON) over window.
-func EncodeStats(window string, exchanges map[string]json.RawMessage, id json.RawMessage) []byte {
+// statistics (already JSON) over window; more says that some were left
+// out to keep the reply within the message cap.
+func EncodeStats(window string, exchanges map[string]json.RawMessage, more bool, id json.RawMessage) []byte {
 	if exchanges == nil {
 		exchanges = map[string]json.RawMessage{}
 	}
-	return mustMarshal(statsReply{Type: TypeStats, Window: window, Exchanges: exchanges, ID: id})
+	return mustMarshal(statsReply{Type: TypeStats, Window: window, Exchanges: exchanges, More: more, ID: id})
 }
 
 // EncodePong encodes the reply to a client ping; timestampMs is server time

@@ -110,6 +110,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxPending:            cfg.MaxPending,
 		MaxPendingPerIP:       cfg.MaxPendingPerIP,
 		SubscribeAllOnConnect: cfg.SubscribeOnConnect == "all",
+		StaleAfter:            cfg.StaleAfter,
+		LatencyAlertMs:        cfg.LatencyAlertMs,
+		MaxExchanges:          cfg.MaxExchanges,
 		Logger:                log,
 	})
 	if err != nil {
