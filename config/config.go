@@ -21,6 +21,7 @@ const (
 	DefaultDevHost          = "127.0.0.1"
 	DefaultRedisURL         = "redis://127.0.0.1:6379/0"
 	DefaultChannel          = "exchange:pong"
+	DefaultKeyPrefix        = "pongcast:"
 	DefaultMaxMessageBytes  = 16384
 	DefaultClientRate       = 10.0
 	DefaultClientBurst      = 20
@@ -55,6 +56,9 @@ type Config struct {
 	// mode starts an embedded Redis only when it was not.
 	RedisURLSet bool
 	Channel     string
+	// KeyPrefix begins the name of every Redis key pongcast writes
+	// (snapshots, later history and revocations).
+	KeyPrefix string
 
 	// JWTSecret is the HMAC key, read from PONGCAST_JWT_SECRET or the
 	// secret file. Empty when a public key is configured, or in dev mode
@@ -123,6 +127,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		addr          = fs.String("addr", DefaultAddr, "listen `address` for WebSocket, health and metrics (env PONGCAST_ADDR)")
 		redisURL      = fs.String("redis-url", DefaultRedisURL, "Redis to subscribe to, a `URL` like redis://[user:password@]host:port/db (rediss:// for TLS, unix:///path/to/redis.sock for a socket) (env PONGCAST_REDIS_URL)")
 		channel       = fs.String("channel", DefaultChannel, "Redis Pub/Sub `channel` the connectors publish pongs to (env PONGCAST_CHANNEL)")
+		keyPrefix     = fs.String("key-prefix", DefaultKeyPrefix, "`prefix` of every Redis key pongcast keeps (the snapshot hash is <prefix>snapshots); 1-64 printable ASCII characters, no spaces; instances that share snapshots share it (env PONGCAST_KEY_PREFIX)")
 		secretFile    = fs.String("jwt-secret-file", "", "`file` holding the HMAC secret for HS256/384/512 tokens (env PONGCAST_JWT_SECRET_FILE; or the secret itself in PONGCAST_JWT_SECRET)")
 		publicKeyFile = fs.String("jwt-public-key-file", "", "PEM `file` with the public key for RS256/ES256/EdDSA tokens (env PONGCAST_JWT_PUBLIC_KEY_FILE)")
 		issuer        = fs.String("jwt-issuer", "", "required token iss, checked when set (env PONGCAST_JWT_ISSUER)")
@@ -208,6 +213,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		RedisURL:              *redisURL,
 		RedisURLSet:           explicit["redis-url"],
 		Channel:               *channel,
+		KeyPrefix:             *keyPrefix,
 		JWTIssuer:             *issuer,
 		JWTAudience:           *audience,
 		MaxMessageBytes:       *maxBytes,
@@ -248,6 +254,9 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 	}
 	if strings.TrimSpace(cfg.Channel) == "" {
 		bad("channel", "must not be empty")
+	}
+	if problem := keyPrefixProblem(cfg.KeyPrefix); problem != "" {
+		bad("key-prefix", "%s", problem)
 	}
 
 	secret, err := SecretFromEnvOrFile(getenv("PONGCAST_JWT_SECRET"), *secretFile)
@@ -402,6 +411,29 @@ func SecretFromEnvOrFile(value, file string) ([]byte, error) {
 		return nil, fmt.Errorf("secret file %s is empty", file)
 	}
 	return secret, nil
+}
+
+// MaxKeyPrefixLen bounds --key-prefix: a prefix is part of every key, and
+// an instance's keys should stay short.
+const MaxKeyPrefixLen = 64
+
+// keyPrefixProblem says what is wrong with a Redis key prefix, or "" when
+// nothing is. A prefix is 1-64 printable ASCII characters without spaces,
+// so that it shows as typed in redis-cli and in logs; braces are allowed,
+// for a Redis Cluster hash tag.
+func keyPrefixProblem(p string) string {
+	switch {
+	case p == "":
+		return "must not be empty"
+	case len(p) > MaxKeyPrefixLen:
+		return fmt.Sprintf("must be at most %d bytes, got %d", MaxKeyPrefixLen, len(p))
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c > '~' {
+			return fmt.Sprintf("must be printable ASCII without spaces; byte %d is %q", i, p[i:i+1])
+		}
+	}
+	return ""
 }
 
 func isLoopback(host string) bool {

@@ -17,6 +17,7 @@ const (
 	DefaultMaxSubscriptions = 100
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultChannel          = "exchange:pong"
+	DefaultKeyPrefix        = "pongcast:"
 	DefaultMessageTimeout   = 10 * time.Second
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.
@@ -41,6 +42,9 @@ type Options struct {
 	RedisURL string
 	// Channel is the Pub/Sub channel. If empty, DefaultChannel.
 	Channel string
+	// KeyPrefix begins every Redis key the server keeps (the snapshot
+	// hash is KeyPrefix+"snapshots"). If empty, DefaultKeyPrefix.
+	KeyPrefix string
 	// AllowedOrigins are browser Origin host patterns (path.Match); "*"
 	// allows any origin. If empty, only same-origin browsers may connect.
 	AllowedOrigins []string
@@ -116,6 +120,9 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.Channel == "" {
 		o.Channel = DefaultChannel
+	}
+	if o.KeyPrefix == "" {
+		o.KeyPrefix = DefaultKeyPrefix
 	}
 	if o.MaxMessageBytes == 0 {
 		o.MaxMessageBytes = protocol.DefaultMaxMessageBytes
