@@ -283,11 +283,11 @@ func (h *Hub) removeRouteLocked(s *session, name string) bool {
 // publish tells the health tracker of one pong, delivers its frame f to
 // every subscriber of its exchange, then, if the pong changed the
 // exchange's status, the exchange:status message. It returns how many
-// took the pong. The subscribers are copied under the read lock (with the
+// took the pong, and what the tracker made of it. The subscribers are copied under the read lock (with the
 // tracker told under it too: see Hub.health) and served after it is
 // released: no lock of the hub is held while writing to a socket, and
 // delivery never blocks (see wsconn.Conn.Deliver).
-func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) int {
+func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) (int, health.Observation) {
 	snap := sessionsPool.Get().(*[]*session)
 	h.mu.RLock()
 	obs := h.health.Observe(p.Exchange, health.Sample{Status: p.Status, Latency: p.Latency, HasLatency: p.HasLatency}, f.Received, env)
@@ -304,7 +304,7 @@ func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) int {
 	clear(targets)
 	*snap = targets[:0]
 	sessionsPool.Put(snap)
-	return n
+	return n, obs
 }
 
 // expire finds the exchanges gone stale by now and tells their

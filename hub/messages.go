@@ -43,7 +43,7 @@ func subscribeErrorCode(err error) string {
 	switch {
 	case errors.Is(err, ErrForbidden):
 		return protocol.CodeForbidden
-	case errors.Is(err, ErrTooManySubs):
+	case errors.Is(err, ErrTooManySubs), errors.Is(err, ErrStats):
 		return protocol.CodeBadRequest
 	}
 	return protocol.CodeInternal
@@ -51,7 +51,7 @@ func subscribeErrorCode(err error) string {
 
 // packagePrefixes are how this module's errors name their package, for Go
 // callers and logs; a client has no use for them.
-var packagePrefixes = []string{"protocol: ", "hub: ", "auth: "}
+var packagePrefixes = []string{"protocol: ", "hub: ", "auth: ", "health: "}
 
 // publicText is err's text as a client sees it: the same words, without
 // the package prefixes that begin the text or follow a ": ". Quoted text

@@ -32,7 +32,10 @@ func (s *Server) route(payload []byte, received time.Time) error {
 	wire := wsconn.AppendTextHeader(make([]byte, 0, wsframe.HeaderLen(n)+n), n)
 	head := len(wire)
 	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
-	s.hub.publish(pong, &wsconn.Frame{Wire: wire, Received: received}, wire[head:])
+	env := wire[head:]
+	if _, obs := s.hub.publish(pong, &wsconn.Frame{Wire: wire, Received: received}, env); obs.Tracked && s.snaps != nil {
+		s.snaps.Save(pong.Exchange, env, received)
+	}
 	s.metrics.PongsRouted.Inc()
 	return nil
 }

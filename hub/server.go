@@ -27,9 +27,14 @@ type Server struct {
 	metrics *Metrics
 	hub     *Hub
 	feed    *Feed // nil without a RedisURL
-	accept  websocket.AcceptOptions
-	conns   wsconn.Config // shared by every client connection
-	mux     *http.ServeMux
+	// snaps shares the newest pong of each exchange with every instance
+	// through Redis; nil without a RedisURL, like snapClient, its own
+	// connection.
+	snaps      *snapshotStore
+	snapClient *redis.Client
+	accept     websocket.AcceptOptions
+	conns      wsconn.Config // shared by every client connection
+	mux        *http.ServeMux
 
 	// wg counts the sessions' readers; each waits for its connection's
 	// writer before it is done.
@@ -92,6 +97,12 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, errors.New("hub: Options.RedisURL is not a valid Redis URL (not shown: it may hold a password)")
 		}
 		s.feed = newFeed(s.route, s.log, s.metrics, ropts, opts.Channel)
+		s.snapClient = newSnapshotClient(ropts)
+		s.snaps = newSnapshotStore(s.snapClient, opts.KeyPrefix, snapshotStoreOptions{
+			MaxExchanges: opts.MaxExchanges, MaxMessageBytes: opts.MaxMessageBytes, Logger: s.log})
+		if err := s.metrics.Registry.Register(s.snaps.Collector()); err != nil {
+			return nil, fmt.Errorf("hub: snapshot metrics: %w", err)
+		}
 	}
 	s.conns = wsconn.Config{
 		SendQueue:       opts.SendQueue,
@@ -141,7 +152,37 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	var writer sync.WaitGroup
+	defer s.snapClient.Close() // after the writer is done
+	defer writer.Wait()
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		s.snaps.Run(ctx)
+	}()
+	s.loadSnapshots(ctx)
 	return s.feed.run(ctx)
+}
+
+// snapshotLoadTimeout bounds the start-up read of the shared snapshots: a
+// Redis that does not answer must not hold the feed back.
+const snapshotLoadTimeout = 3 * time.Second
+
+// loadSnapshots merges the snapshots other instances (or an earlier run)
+// left in Redis, so a fresh instance serves them at once. What it could
+// read before an error is merged all the same; newest wins either way.
+func (s *Server) loadSnapshots(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, snapshotLoadTimeout)
+	defer cancel()
+	stored, err := s.snaps.LoadAll(lctx)
+	for _, sn := range stored {
+		s.hub.health.Merge(sn.Exchange, sn.Envelope, sn.Received)
+	}
+	if err != nil {
+		s.log.Warn("shared snapshots not loaded; they fill again from the next pongs", "loaded", len(stored), "error", err)
+		return
+	}
+	s.log.Info("shared snapshots loaded", "exchanges", len(stored))
 }
 
 // Ready reports whether the server can deliver pongs: the Redis

@@ -33,7 +33,7 @@ var errNoStats = fmt.Errorf("%w: no statistics for that exchange: no pong of it 
 
 // ErrStats wraps the refusals of a stats request that are the client's
 // to mend (an unknown window).
-var ErrStats = errors.New("hub: stats")
+var ErrStats = errors.New("hub: stats request refused")
 
 // stats gathers the statistics of names (normalised; none: every exchange
 // tracked that claims allows) over window ("" for the default), within

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +82,36 @@ func TestSubscribeOnConnectRefusedAtHandshake(t *testing.T) {
 	c := hubtest.MustDial(t, s.ws(""), hubtest.Token(t, "ok", time.Hour, "a", "b"))
 	if got := c.ReadType("subscribed").Exchanges; len(got) != 2 {
 		t.Fatalf("subscribed %v", got)
+	}
+}
+
+// A pong received by one instance is the snapshot a client of a freshly
+// started second instance gets: the snapshots are shared through Redis.
+func TestSnapshotSharedWithAFreshInstance(t *testing.T) {
+	redisURL := hubtest.RedisURL(t)
+	channel, prefix := hubtest.Channel(t), hubtest.Channel(t)+":"
+	a := startServer(t, redisURL, "--channel", channel, "--key-prefix", prefix)
+	a.waitReady()
+	hubtest.Publish(t, redisURL, channel, pong("gateio", 42))
+	waitFor(t, "the snapshot written to Redis", func() bool {
+		v, _ := a.fetchMetric(`pongcast_snapshot_writes_total{result="ok"}`)
+		return v == "1"
+	})
+	b := startServer(t, redisURL, "--channel", channel, "--key-prefix", prefix)
+	b.waitReady() // ready once subscribed, and it loads the snapshots first
+	c := hubtest.MustDial(t, b.ws("exchanges=gateio"), hubtest.Token(t, "b", time.Hour, "*"))
+	c.ReadType("subscribed")
+	if m := c.Read(); m.Type != "exchange:pong" || !m.Snapshot || !strings.Contains(string(m.Data), `"latency":42`) {
+		t.Fatalf("client of the fresh instance: %s, want the snapshot of the pong instance A received", m.Raw)
+	}
+}
+
+// waitFor polls cond, which reads state the test cannot wait on directly.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(15 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }

@@ -27,14 +27,35 @@ type Client struct {
 type Message struct {
 	Type      string          `json:"type"`
 	Exchange  string          `json:"exchange"`
-	Exchanges []string        `json:"exchanges"`
+	Exchanges nameList        `json:"exchanges"`
 	Code      string          `json:"code"`
 	Message   string          `json:"message"`
 	ID        json.RawMessage `json:"id"`
 	Data      json.RawMessage `json:"data"`
 	Timestamp int64           `json:"timestamp"`
 	Source    string          `json:"source"`
-	Raw       []byte          `json:"-"`
+	// Exchange health: a snapshot envelope's mark, an exchange:status
+	// message's fields, a subscribed reply's unseen names, a stats reply.
+	Snapshot bool     `json:"snapshot"`
+	Status   string   `json:"status"`
+	Previous string   `json:"previous"`
+	Since    int64    `json:"since"`
+	Reason   string   `json:"reason"`
+	Unseen   []string `json:"unseen"`
+	Window   string   `json:"window"`
+	Raw      []byte   `json:"-"`
+}
+
+// nameList is the exchanges of a subscribed reply; in a stats reply the
+// field is an object, read from Raw instead, and left nil here.
+type nameList []string
+
+func (l *nameList) UnmarshalJSON(b []byte) error {
+	if len(b) > 0 && b[0] == '{' {
+		*l = nil
+		return nil
+	}
+	return json.Unmarshal(b, (*[]string)(l))
 }
 
 // WSURL turns an http:// base URL into the ws:// URL of path with query.

@@ -1,0 +1,255 @@
+package hub
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pongcast/pongcast/hub/health"
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+// publishPong publishes a pong of exchange with a latency and a status.
+func (s *testServer) publishPong(t *testing.T, exchange string, latency int, status string) {
+	t.Helper()
+	if err := s.Publish([]byte(fmt.Sprintf(`{"exchange":%q,"latency":%d,"status":%q}`, exchange, latency, status))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// latencyOf reads data.latency of an envelope.
+func latencyOf(t *testing.T, m hubtest.Message) int {
+	t.Helper()
+	var d struct{ Latency int }
+	if err := json.Unmarshal(m.Data, &d); err != nil {
+		t.Fatalf("%s: %v", m.Raw, err)
+	}
+	return d.Latency
+}
+
+// A client that subscribes after a pong gets, after the subscribed reply,
+// the pong again as a snapshot (marked, with its first receive time), then
+// the exchange's status; one that subscribed before gets neither.
+func TestSnapshotAndStatusOnSubscribe(t *testing.T) {
+	s := newTestServer(t, Options{})
+	early := s.dial(t, "exchanges=gateio", "*")
+	early.ReadType("subscribed")
+	s.publishPong(t, "gateio", 45, "connected")
+	live := early.Read()
+	if live.Type != "exchange:pong" || live.Snapshot {
+		t.Fatalf("early client: %s, want the live pong", live.Raw)
+	}
+	if st := early.Read(); st.Type != "exchange:status" || st.Status != "up" || st.Previous != "" || st.Reason != "pong received" {
+		t.Fatalf("early client: %s, want the first status, up, with no previous", st.Raw)
+	}
+
+	late := s.dial(t, "", "*")
+	late.Send(map[string]any{"type": "subscribe", "exchanges": []string{"gateio", "gatio"}})
+	if m := late.Read(); m.Type != "subscribed" || strings.Join(m.Unseen, ",") != "gatio" {
+		t.Fatalf("late client: %s, want subscribed with gatio unseen", m.Raw)
+	}
+	snap := late.Read()
+	if snap.Type != "exchange:pong" || !snap.Snapshot || snap.Timestamp != live.Timestamp || latencyOf(t, snap) != 45 {
+		t.Fatalf("late client: %s, want the snapshot of %s", snap.Raw, live.Raw)
+	}
+	if st := late.Read(); st.Type != "exchange:status" || st.Status != "up" || st.Since != live.Timestamp {
+		t.Fatalf("late client: %s, want the status up since the pong", st.Raw)
+	}
+	late.Send(map[string]any{"type": "ping", "id": 1})
+	if m := late.Read(); m.Type != "pong" {
+		t.Fatalf("late client: %s after the status, want nothing before the ping reply", m.Raw)
+	}
+}
+
+// Every transition reaches the exchange's subscribers once, in order,
+// with previous, since and reason; a client whose token does not allow
+// the exchange hears none of it.
+func TestStatusTransitions(t *testing.T) {
+	s := newTestServer(t, Options{StaleAfter: 300 * time.Millisecond, LatencyAlertMs: 100})
+	c := s.dial(t, "exchanges=gateio", "gateio")
+	c.ReadType("subscribed")
+	other := s.dial(t, "", "binance")
+	other.Send(map[string]any{"type": "subscribe", "exchanges": []string{"*"}})
+	other.ReadType("subscribed")
+
+	steps := []struct {
+		latency          int
+		status           string
+		want, prev, says string
+	}{
+		{5, "connected", "up", "", "pong received"},
+		{500, "connected", "slow", "up", "latency 500 ms over 100 ms"},
+		{5, "connected", "up", "slow", "latency 5 ms within 100 ms"},
+		{5, "disconnected", "down", "up", "status disconnected"},
+		{5, "connected", "up", "down", "pong received"},
+	}
+	for i, st := range steps {
+		s.publishPong(t, "gateio", st.latency, st.status)
+		if m := c.Read(); m.Type != "exchange:pong" || latencyOf(t, m) != st.latency {
+			t.Fatalf("step %d: %s, want the pong", i, m.Raw)
+		}
+		m := c.Read()
+		if m.Type != "exchange:status" || m.Status != st.want || m.Previous != st.prev || m.Reason != st.says || m.Since == 0 {
+			t.Fatalf("step %d: %s, want %s after %q (%s)", i, m.Raw, st.want, st.prev, st.says)
+		}
+	}
+	// Silence: stale, found by the timer, since the last pong + 300 ms.
+	m := c.Read()
+	if m.Type != "exchange:status" || m.Status != "stale" || m.Previous != "up" || m.Reason != "no pong for 300ms" {
+		t.Fatalf("after silence: %s, want stale", m.Raw)
+	}
+	s.publishPong(t, "gateio", 5, "connected")
+	c.ReadType("exchange:pong")
+	if m := c.Read(); m.Status != "up" || m.Previous != "stale" {
+		t.Fatalf("after a pong: %s, want up after stale", m.Raw)
+	}
+	if got := testGauge(s.metrics.Exchanges.WithLabelValues("up")); got != 1 {
+		t.Fatalf("exchanges{up} = %v, want 1", got)
+	}
+	other.Send(map[string]any{"type": "ping", "id": "end"})
+	if m := other.Read(); m.Type != "pong" {
+		t.Fatalf("a client not allowed gateio got %s", m.Raw)
+	}
+}
+
+// A pong published while clients subscribe reaches each exactly once,
+// live or as the snapshot, and never is a live pong followed by an older
+// snapshot.
+func TestSnapshotNeverFollowsANewerLivePong(t *testing.T) {
+	s := newTestServer(t, Options{})
+	const rounds, pongs = 40, 50
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			s.publishPong(t, "gateio", i, "connected")
+		}
+	}()
+	for r := range rounds {
+		c := s.dial(t, "", "*")
+		c.Subscribe("gateio")
+		last := 0
+		for range pongs {
+			m := c.Read()
+			if m.Type != "exchange:pong" {
+				continue // the status after the snapshot
+			}
+			if n := latencyOf(t, m); n <= last {
+				t.Fatalf("round %d: pong %d (snapshot %v) after pong %d", r, n, m.Snapshot, last)
+			} else {
+				last = n
+			}
+		}
+		c.Conn.CloseNow()
+	}
+	close(done)
+	wg.Wait()
+}
+
+// Statistics over a window, by message and by HTTP, only for exchanges
+// the token allows.
+func TestStatsByMessageAndHTTP(t *testing.T) {
+	s := newTestServer(t, Options{})
+	for _, lat := range []int{10, 20, 30, 40, 100} {
+		s.publishPong(t, "gateio", lat, "connected")
+	}
+	s.publishPong(t, "binance", 7, "connected")
+	c := s.dial(t, "", "gateio")
+	c.Send(map[string]any{"type": "stats", "window": "1m", "id": "q"})
+	m := c.ReadType("stats")
+	var reply struct {
+		Window    string                         `json:"window"`
+		Exchanges map[string]health.ExchangeStats `json:"exchanges"`
+	}
+	if err := json.Unmarshal(m.Raw, &reply); err != nil {
+		t.Fatal(err)
+	}
+	g, ok := reply.Exchanges["gateio"]
+	if reply.Window != "1m" || len(reply.Exchanges) != 1 || !ok || string(m.ID) != `"q"` {
+		t.Fatalf("stats reply %s, want gateio alone", m.Raw)
+	}
+	if g.Count != 5 || g.Latency == nil || g.Latency.Avg != 40 || g.Latency.Max != 100 || g.Status != "up" || g.Availability != 1 {
+		t.Fatalf("gateio stats %+v (latency %+v)", g, g.Latency)
+	}
+	if p50 := g.Latency.P50; p50 < 28.5 || p50 > 31.5 {
+		t.Fatalf("p50 %v, want 30 within 5%%", p50)
+	}
+	c.Send(map[string]any{"type": "stats", "exchanges": []string{"binance"}})
+	if m := c.ReadType("error"); m.Code != "forbidden" {
+		t.Fatalf("stats of binance under a gateio token: %s", m.Raw)
+	}
+	c.Send(map[string]any{"type": "stats", "window": "2m"})
+	if m := c.ReadType("error"); m.Code != "bad_request" || !strings.Contains(m.Message, "1m, 5m, 1h or 24h") {
+		t.Fatalf("an unknown window: %s", m.Raw)
+	}
+
+	get := func(path, token string) (*http.Response, map[string]json.RawMessage) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]json.RawMessage
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp, body
+	}
+	gateTok := hubtest.Token(t, "h", time.Hour, "gateio")
+	resp, body := get("/v1/exchanges?window=1m", gateTok)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" ||
+		!strings.Contains(string(body["exchanges"]), `"gateio"`) || strings.Contains(string(body["exchanges"]), `"binance"`) {
+		t.Fatalf("GET /v1/exchanges: %s %s", resp.Status, body["exchanges"])
+	}
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/v1/exchanges", "", http.StatusUnauthorized},
+		{"/v1/exchanges", "not-a-token", http.StatusUnauthorized},
+		{"/v1/exchanges/gateio", gateTok, http.StatusOK},
+		{"/v1/exchanges/binance", gateTok, http.StatusForbidden},
+		{"/v1/exchanges/kraken", hubtest.Token(t, "h", time.Hour, "*"), http.StatusNotFound},
+		{"/v1/exchanges?window=2m", gateTok, http.StatusBadRequest},
+	} {
+		if resp, _ := get(tc.path, tc.token); resp.StatusCode != tc.status {
+			t.Errorf("GET %s: %s, want %d", tc.path, resp.Status, tc.status)
+		}
+	}
+}
+
+// A publisher naming endless exchanges grows nothing past the bound; the
+// pongs are still delivered, and the overflow counted.
+func TestExchangesPastTheBoundAreDeliveredNotTracked(t *testing.T) {
+	s := newTestServer(t, Options{MaxExchanges: 5})
+	c := s.dial(t, "exchanges=*", "*")
+	c.ReadType("subscribed")
+	for i := range 50 {
+		s.publishPong(t, fmt.Sprintf("x%d", i), 1, "connected")
+	}
+	for i := range 50 {
+		if m := c.ReadType("exchange:pong"); m.Exchange != fmt.Sprintf("x%d", i) {
+			t.Fatalf("pong %d: %s", i, m.Raw)
+		}
+	}
+	if got := testCounter(s.metrics.ExchangesUntracked); got != 45 {
+		t.Fatalf("untracked = %v, want 45", got)
+	}
+	if got := len(s.hub.health.Exchanges(nil)); got != 5 {
+		t.Fatalf("%d exchanges tracked, want 5", got)
+	}
+}
