@@ -169,7 +169,7 @@ func TestStatsByMessageAndHTTP(t *testing.T) {
 	c.Send(map[string]any{"type": "stats", "window": "1m", "id": "q"})
 	m := c.ReadType("stats")
 	var reply struct {
-		Window    string                         `json:"window"`
+		Window    string                          `json:"window"`
 		Exchanges map[string]health.ExchangeStats `json:"exchanges"`
 	}
 	if err := json.Unmarshal(m.Raw, &reply); err != nil {
