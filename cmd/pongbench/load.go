@@ -128,12 +128,15 @@ func (f *fleet) connect(ctx context.Context, i int) (*benchClient, error) {
 	return c, nil
 }
 
+// snapshotMark ends the snapshot of a pong the server sends on subscribe.
+var snapshotMark = []byte(`,"snapshot":true}`)
+
 // deliver counts one message for c and records its latency; now is when
 // its bytes were read.
 func (f *fleet) deliver(c *benchClient, msg []byte, now int64) {
 	k := bytes.Index(msg, sentKey)
-	if k < 0 {
-		return
+	if k < 0 || bytes.HasSuffix(msg, snapshotMark) {
+		return // not a pong of ours, or a snapshot of one: no delivery
 	}
 	sent := parseInt(msg[k+len(sentKey):])
 	f.hist.record((now - sent) / 1000)

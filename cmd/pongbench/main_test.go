@@ -27,10 +27,11 @@ func startServer(t *testing.T) (wsURL, redisURL, channel string) {
 	t.Helper()
 	redisURL, channel = hubtest.RedisURL(t), hubtest.Channel(t)
 	srv, err := hub.NewServer(hub.Options{
-		Verifier: hubtest.Verifier(t),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		RedisURL: redisURL,
-		Channel:  channel,
+		Verifier:  hubtest.Verifier(t),
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		RedisURL:  redisURL,
+		Channel:   channel,
+		KeyPrefix: hubtest.KeyPrefix(t), // no other test's snapshots
 	})
 	if err != nil {
 		t.Fatal(err)

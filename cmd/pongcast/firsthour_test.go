@@ -89,7 +89,7 @@ func TestSubscribeOnConnectRefusedAtHandshake(t *testing.T) {
 // started second instance gets: the snapshots are shared through Redis.
 func TestSnapshotSharedWithAFreshInstance(t *testing.T) {
 	redisURL := hubtest.RedisURL(t)
-	channel, prefix := hubtest.Channel(t), hubtest.Channel(t)+":"
+	channel, prefix := hubtest.Channel(t), hubtest.KeyPrefix(t)
 	a := startServer(t, redisURL, "--channel", channel, "--key-prefix", prefix)
 	a.waitReady()
 	hubtest.Publish(t, redisURL, channel, pong("gateio", 42))

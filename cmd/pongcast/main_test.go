@@ -74,7 +74,10 @@ func (s *syncBuffer) String() string {
 func startServer(t *testing.T, redisURL string, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, redis: redisURL, channel: hubtest.Channel(t), done: make(chan error, 1), logs: &syncBuffer{}}
-	args := append([]string{"--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", s.channel, "--log-level", "debug"}, extra...)
+	// A key prefix of the test's own too: the shared snapshots of one
+	// test must not reach another's clients.
+	args := append([]string{"--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", s.channel,
+		"--key-prefix", hubtest.KeyPrefix(t), "--log-level", "debug"}, extra...)
 	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

@@ -314,7 +314,7 @@ func startServer(t *testing.T) (map[string]string, string) {
 	t.Helper()
 	redisURL := hubtest.RedisURL(t)
 	channel := hubtest.Channel(t)
-	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t), RedisURL: redisURL, Channel: channel})
+	srv, err := hub.NewServer(hub.Options{Verifier: hubtest.Verifier(t), RedisURL: redisURL, Channel: channel, KeyPrefix: hubtest.KeyPrefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func (e env) watch(ctx context.Context, args []string) error {
 	// No default from the environment: --help would print the token.
 	token := fs.String("token", "", "JWT to connect with, sent as Authorization: Bearer (if not given: env PONGCAST_TOKEN)")
 	exchanges := fs.String("exchanges", "*", "comma-separated exchanges to subscribe to, or * for all the token allows")
-	count := fs.Int("count", 0, "exit after this many pongs (0: run until interrupted)")
+	count := fs.Int("count", 0, "exit after this many live pongs; snapshots are printed, not counted (0: run until interrupted)")
 	timeout := fs.Duration("timeout", 0, "exit with an error if no pong arrives within this long (0: wait forever)")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -100,7 +100,9 @@ func (e env) watch(ctx context.Context, args []string) error {
 			return fmt.Errorf("read: %w", err)
 		}
 		fmt.Fprintln(e.stdout, string(data))
-		if strings.HasPrefix(string(data), `{"type":"exchange:pong"`) {
+		// Snapshots (the last pong known, sent on subscribe) are printed,
+		// not counted: --count waits for live pongs.
+		if strings.HasPrefix(string(data), `{"type":"exchange:pong"`) && !strings.HasSuffix(string(data), `,"snapshot":true}`) {
 			pongs++
 			if *count > 0 && pongs >= *count {
 				conn.Close(websocket.StatusNormalClosure, "done")

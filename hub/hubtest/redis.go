@@ -45,6 +45,13 @@ func Channel(t testing.TB) string {
 	return fmt.Sprintf("pongcast-test:%d:%s:%d", os.Getpid(), name, channelSeq.Add(1))
 }
 
+// KeyPrefix returns a Redis key prefix unique to this test, so servers of
+// different tests sharing a Redis never share snapshots. It is short: the
+// server takes at most 64 bytes.
+func KeyPrefix(t testing.TB) string {
+	return fmt.Sprintf("pongcast-test:%d:%d:", os.Getpid(), channelSeq.Add(1))
+}
+
 // Publish publishes payload on channel and returns the number of
 // subscribers Redis counted.
 func Publish(t testing.TB, url, channel, payload string) int64 {
