@@ -159,10 +159,10 @@ func (r *drainReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// hijacker is a ResponseWriter whose Hijack hands over a memSock.
+// hijacker is a ResponseWriter whose Hijack hands over sock.
 type hijacker struct {
 	*httptest.ResponseRecorder
-	sock *memSock
+	sock net.Conn
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -175,8 +175,8 @@ type counter struct{ delivered, dropped atomic.Int64 }
 func (c *counter) Delivered(*Frame, time.Time) { c.delivered.Add(1) }
 func (c *counter) Dropped(n int)               { c.dropped.Add(int64(n)) }
 
-// accept upgrades over a memSock and reads its 101.
-func accept(t *testing.T, sock *memSock, cfg *Config) *Conn {
+// accept upgrades over sock; the 101 is held back, as in a session.
+func accept(t testing.TB, sock net.Conn, cfg *Config) *Conn {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Connection", "Upgrade")
