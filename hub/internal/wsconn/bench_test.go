@@ -1,6 +1,7 @@
 package wsconn
 
 import (
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -36,7 +37,8 @@ func benchConn(b *testing.B, sock net.Conn, cfg *Config) *Conn {
 // BenchmarkDeliver is one Deliver on the fast path, the queue not full:
 // "sent" goes straight into a socket that takes it all; "queued" joins
 // the queue behind a writer stuck on a full socket (the queue is emptied
-// every half queue, so it never fills).
+// every half queue, so it never fills), "queued/conflate" the same with
+// Config.Conflate.
 func BenchmarkDeliver(b *testing.B) {
 	b.Run("sent", func(b *testing.B) {
 		c := benchConn(b, sinkSock{newMemSock(1)}, testConfig(nil))
@@ -49,6 +51,11 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 	})
 	b.Run("queued", func(b *testing.B) { benchQueued(b, testConfig(nil)) })
+	b.Run("queued/conflate", func(b *testing.B) {
+		cfg := testConfig(nil)
+		cfg.Conflate = true
+		benchQueued(b, cfg)
+	})
 }
 
 func benchQueued(b *testing.B, cfg *Config) {
@@ -69,5 +76,35 @@ func benchQueued(b *testing.B, cfg *Config) {
 			c.dropQueueLocked()
 			c.mu.Unlock()
 		}
+	}
+}
+
+// BenchmarkDeliverConflating is one Deliver to a conflating Conn whose
+// queue stays full: pongs of n exchanges in turn, behind a writer stuck
+// on a full socket. ns/op is the walks spread over the deliveries.
+func BenchmarkDeliverConflating(b *testing.B) {
+	for _, n := range []int{3, 100, 1000} {
+		b.Run(fmt.Sprintf("exchanges=%d", n), func(b *testing.B) {
+			cfg := testConfig(nil)
+			cfg.SendQueue, cfg.Conflate = 256, true
+			sock := newMemSock(1)
+			sock.room = 0
+			c := benchConn(b, sock, cfg)
+			frames := make([]*Frame, n)
+			for i := range frames {
+				frames[i] = benchFrame()
+				frames[i].Conflate = ConflateKey{Exchange: fmt.Sprintf("exchange%d", i), Kind: ConflatePong}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if r := c.Deliver(frames[i]); r != Queued {
+					b.Fatalf("Deliver = %d, want Queued", r)
+				}
+				if i++; i == n {
+					i = 0
+				}
+			}
+		})
 	}
 }
