@@ -30,7 +30,7 @@ func (s *Server) route(payload []byte, received time.Time) error {
 	n := protocol.EnvelopeLen(pong.Exchange, pong.Data, ts)
 	wire := wsconn.AppendTextHeader(make([]byte, 0, wsframe.HeaderLen(n)+n), n)
 	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
-	s.hub.publish(pong.Exchange, &wsconn.Frame{Wire: wire, Received: received})
+	s.hub.publish(pong.Exchange, &wsconn.Frame{Wire: wire, Received: received, Conflate: wsconn.ConflateKey{Exchange: pong.Exchange, Kind: wsconn.ConflatePong}})
 	s.metrics.PongsRouted.Inc()
 	return nil
 }
