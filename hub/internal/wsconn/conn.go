@@ -318,11 +318,11 @@ func (c *Conn) overflowLocked(f *Frame) Result {
 //
 // It returns how many frames it dropped, and whether f may join: whether
 // the frames without a key, which nothing supersedes, f among them, fit
-// SendQueue. The queue then holds those and one frame per key, and the
-// limit becomes SendQueue plus the keys: Deliver appends with no more
-// work until the frames without a key alone would pass SendQueue, so the
-// walk is paid for by at least that many deliveries, and the queue never
-// holds more than SendQueue frames plus one per key.
+// SendQueue. The queue then holds those (u) and one frame per key (k),
+// and the limit becomes SendQueue plus k: the next SendQueue - u
+// deliveries at least just append, so a walk of u + k frames is shared
+// by that many, and the queue never holds more than SendQueue frames
+// plus one per key.
 func (c *Conn) conflateLocked(f *Frame) (superseded int, ok bool) {
 	seen := seenPool.Get().(map[ConflateKey]struct{})
 	unkeyed := 0
