@@ -34,10 +34,13 @@ type ConflateKey struct {
 type ConflateKind uint8
 
 const (
-	// ConflatePong is an exchange:pong envelope; only the newest pong of
-	// an exchange is kept. (An exchange:status message would be a kind
-	// of its own, so that a pong never supersedes a status change.)
-	ConflatePong ConflateKind = 1
+	// ConflatePong is an exchange:pong envelope, live or snapshot: only
+	// the newest pong of an exchange is kept.
+	ConflatePong ConflateKind = 1 + iota
+	// ConflateStatus is an exchange:status message: only the newest
+	// status of an exchange is kept. A kind of its own, so that a pong
+	// never supersedes a status change, nor a status a pong.
+	ConflateStatus
 )
 
 // TextFrame frames payload as one final, unmasked text frame.
