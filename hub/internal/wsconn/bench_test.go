@@ -81,12 +81,14 @@ func benchQueued(b *testing.B, cfg *Config) {
 
 // BenchmarkDeliverConflating is one Deliver to a conflating Conn whose
 // queue stays full: pongs of n exchanges in turn, behind a writer stuck
-// on a full socket. ns/op is the walks spread over the deliveries.
+// on a full socket. ns/op is the walks spread over the deliveries; 400
+// exchanges in a queue of 256 leave less room after each walk.
 func BenchmarkDeliverConflating(b *testing.B) {
-	for _, n := range []int{3, 100, 1000} {
-		b.Run(fmt.Sprintf("exchanges=%d", n), func(b *testing.B) {
+	for _, bc := range []struct{ n, queue int }{{3, 256}, {100, 256}, {400, 256}, {1000, 1024}} {
+		n := bc.n
+		b.Run(fmt.Sprintf("exchanges=%d/queue=%d", n, bc.queue), func(b *testing.B) {
 			cfg := testConfig(nil)
-			cfg.SendQueue, cfg.Conflate = 256, true
+			cfg.SendQueue, cfg.Conflate = bc.queue, true
 			sock := newMemSock(1)
 			sock.room = 0
 			c := benchConn(b, sock, cfg)

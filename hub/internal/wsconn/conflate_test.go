@@ -175,6 +175,36 @@ func TestConflatingConnClosesAFloodOfReplies(t *testing.T) {
 	}
 }
 
+// Keys make room for a frame each, but no more than SendQueue of them: a
+// conflating queue holds at most twice SendQueue frames, also when every
+// pong is of another exchange (a client of "*" and a publisher making up
+// names), and one more closes the client as a slow consumer.
+func TestConflatingQueueHoldsAtMostTwiceSendQueue(t *testing.T) {
+	obs := &counter{}
+	cfg := testConfig(obs)
+	cfg.SendQueue, cfg.Conflate = 4, true
+	c, sock, br, readDone := stuckConn(t, cfg)
+	for _, label := range strings.Fields("b1 c1 d1 e1 f1 g1 h1 i1") {
+		if r := c.Deliver(labelled(label, 0)); r != Queued {
+			t.Fatalf("%s: Deliver = %d, want Queued", label, r)
+		}
+	}
+	if got, want := queued(c), "b1 c1 d1 e1 f1 g1 h1 i1"; got != want {
+		t.Fatalf("the queue holds %q, want %q", got, want)
+	}
+	if r := c.Deliver(labelled("j1", 0)); r != SlowConsumer {
+		t.Fatalf("j1: Deliver = %d, want SlowConsumer", r)
+	}
+	labels, code, _ := readLabels(t, br)
+	if got := strings.Join(labels, " "); got != "a0" || code != wsframe.ClosePolicyViolation {
+		t.Fatalf("the client got %q and close %d, want a0 and 1008", got, code)
+	}
+	endConn(t, sock, br, readDone)
+	if d, x, s := obs.delivered.Load(), obs.dropped.Load(), obs.conflated.Load(); d != 1 || x != 9 || s != 0 {
+		t.Fatalf("delivered %d, dropped %d, conflated %d; want 1, 9, 0", d, x, s)
+	}
+}
+
 // Pongs of five exchanges and a reply every 40 frames, of random sizes,
 // delivered to a conflating Conn faster than the client reads in random
 // bites, the writer's batches and short writes in flight: the client is

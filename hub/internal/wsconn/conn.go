@@ -120,7 +120,7 @@ type Conn struct {
 	ctrlSpare    []byte
 	queue        []*Frame
 	spare        []*Frame
-	limit        int    // the queue length that overflows: SendQueue, or more (conflateLocked)
+	limit        int    // the queue length that overflows: SendQueue, up to twice that (conflateLocked)
 	closeOut     []byte // our close frame, or the library's
 	libIn        []byte // a library write cut inside a frame (never seen)
 	iov          net.Buffers
@@ -318,11 +318,13 @@ func (c *Conn) overflowLocked(f *Frame) Result {
 //
 // It returns how many frames it dropped, and whether f may join: whether
 // the frames without a key, which nothing supersedes, f among them, fit
-// SendQueue. The queue then holds those (u) and one frame per key (k),
-// and the limit becomes SendQueue plus k: the next SendQueue - u
-// deliveries at least just append, so a walk of u + k frames is shared
-// by that many, and the queue never holds more than SendQueue frames
-// plus one per key.
+// SendQueue, and all of them fit the new limit. The queue then holds
+// those (u) and one frame per key (k), and the limit becomes SendQueue
+// plus k, k counting at most SendQueue: the queue never holds more than
+// SendQueue frames plus one per key, nor more than twice SendQueue, also
+// for a client of "*" while a publisher makes up exchange names. While k
+// is below SendQueue, the next SendQueue - u deliveries at least just
+// append, so a walk of u + k frames is shared by that many.
 func (c *Conn) conflateLocked(f *Frame) (superseded int, ok bool) {
 	seen := seenPool.Get().(map[ConflateKey]struct{})
 	unkeyed := 0
@@ -351,8 +353,8 @@ func (c *Conn) conflateLocked(f *Frame) (superseded int, ok bool) {
 	if superseded > 0 {
 		c.queue = slices.DeleteFunc(q, func(f *Frame) bool { return f == nil })
 	}
-	c.limit = c.cfg.SendQueue + keys
-	return superseded, unkeyed <= c.cfg.SendQueue
+	c.limit = c.cfg.SendQueue + min(keys, c.cfg.SendQueue)
+	return superseded, unkeyed <= c.cfg.SendQueue && len(c.queue) < c.limit
 }
 
 // seenPool holds conflateLocked's sets of keys, so that a walk allocates
