@@ -30,8 +30,9 @@ const (
 	// SlowClientClose closes it with 1008 "slow consumer".
 	SlowClientClose SlowClientPolicy = "close"
 	// SlowClientConflate keeps it: its queue keeps only the newest pong
-	// of each exchange, and every reply; a client whose replies alone
-	// fill the queue is still closed.
+	// of each exchange, and every reply, up to twice SendQueue frames; a
+	// client whose replies alone fill SendQueue, or whose newest pongs
+	// pass the double, is still closed.
 	SlowClientConflate SlowClientPolicy = "conflate"
 )
 
