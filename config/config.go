@@ -26,6 +26,7 @@ const (
 	DefaultClientRate       = 10.0
 	DefaultClientBurst      = 20
 	DefaultSendQueue        = 256
+	DefaultSlowClient       = "close"
 	DefaultMaxSubscriptions = 100
 	DefaultWriteTimeout     = 10 * time.Second
 	DefaultMessageTimeout   = 10 * time.Second
@@ -77,6 +78,7 @@ type Config struct {
 	ClientRate       float64
 	ClientBurst      int
 	SendQueue        int
+	SlowClient       string // "close" or "conflate": what becomes of a client whose queue is full
 	MaxSubscriptions int
 	WriteTimeout     time.Duration
 	MessageTimeout   time.Duration
@@ -136,7 +138,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		maxBytes      = fs.Int("max-message-bytes", DefaultMaxMessageBytes, "cap on every message, both directions, in `bytes` (env PONGCAST_MAX_MESSAGE_BYTES)")
 		rate          = fs.Float64("client-rate", DefaultClientRate, "client messages per second allowed per connection (token bucket rate) (env PONGCAST_CLIENT_RATE)")
 		burst         = fs.Int("client-burst", DefaultClientBurst, "token bucket burst per connection (env PONGCAST_CLIENT_BURST)")
-		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer (env PONGCAST_SEND_QUEUE)")
+		sendQueue     = fs.Int("send-queue", DefaultSendQueue, "per-client outbound queue in `messages`; a full queue closes the client as a slow consumer, unless --slow-client conflate (env PONGCAST_SEND_QUEUE)")
+		slowClient    = fs.String("slow-client", DefaultSlowClient, "close, or conflate: a client whose send queue is full is closed with 1008 slow consumer, or kept, its queue keeping only the newest pong of each exchange and every reply, up to twice --send-queue (replies alone filling it still close it) (env PONGCAST_SLOW_CLIENT)")
 		maxSubs       = fs.Int("max-subscriptions", DefaultMaxSubscriptions, "most exchanges one connection may subscribe to by name; unless set, lowered to what a subscribed reply under --max-message-bytes can list (env PONGCAST_MAX_SUBSCRIPTIONS)")
 		writeTimeout  = fs.Duration("write-timeout", DefaultWriteTimeout, "longest a write to one client may take before it is dropped (env PONGCAST_WRITE_TIMEOUT)")
 		msgTimeout    = fs.Duration("message-timeout", DefaultMessageTimeout, "longest a client message may take to arrive once begun (fragments trickling in); past it the client is closed with 1008 (env PONGCAST_MESSAGE_TIMEOUT)")
@@ -220,6 +223,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		ClientRate:            *rate,
 		ClientBurst:           *burst,
 		SendQueue:             *sendQueue,
+		SlowClient:            *slowClient,
 		MaxSubscriptions:      *maxSubs,
 		WriteTimeout:          *writeTimeout,
 		MessageTimeout:        *msgTimeout,
@@ -318,6 +322,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		{"client-rate", "> 0", "", cfg.ClientRate > 0},
 		{"client-burst", ">= 1", "", cfg.ClientBurst >= 1},
 		{"send-queue", "between 1 and 1048576", "", cfg.SendQueue >= 1 && cfg.SendQueue <= 1<<20},
+		{"slow-client", "close or conflate", "", cfg.SlowClient == "close" || cfg.SlowClient == "conflate"},
 		{"max-subscriptions", fmt.Sprintf("between 1 and %d (so a subscribed reply fits --max-message-bytes)", most), "max-message-bytes",
 			cfg.MaxSubscriptions >= 1 && cfg.MaxSubscriptions <= most},
 		{"message-timeout", "at least 100ms", "", cfg.MessageTimeout >= 100*time.Millisecond},

@@ -25,7 +25,8 @@ func TestDefaults(t *testing.T) {
 	}
 	if cfg.Addr != ":2808" || cfg.RedisURL != "redis://127.0.0.1:6379/0" || cfg.Channel != "exchange:pong" ||
 		cfg.MaxMessageBytes != 16384 || cfg.ClientRate != 10 || cfg.ClientBurst != 20 || cfg.SendQueue != 256 ||
-		cfg.LogLevel.String() != "INFO" || cfg.LogFormat != "text" || len(cfg.AllowedOrigins) != 0 || cfg.RedisURLSet {
+		cfg.LogLevel.String() != "INFO" || cfg.LogFormat != "text" || len(cfg.AllowedOrigins) != 0 || cfg.RedisURLSet ||
+		cfg.SlowClient != "close" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	if string(cfg.JWTSecret) != secret {
@@ -40,9 +41,13 @@ func TestFlagWinsOverEnv(t *testing.T) {
 		"PONGCAST_PING_INTERVAL": "0", "PONGCAST_REDIS_URL": "redis://10.0.0.1:6380/2",
 	}
 	env["PONGCAST_MESSAGE_TIMEOUT"] = "3s"
-	cfg, err := load(t, env, "--client-rate", "3.5", "--send-queue=64")
+	env["PONGCAST_SLOW_CLIENT"] = "bogus" // the flag wins: never read
+	cfg, err := load(t, env, "--client-rate", "3.5", "--send-queue=64", "--slow-client", "conflate")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.SlowClient != "conflate" {
+		t.Fatalf("slow client policy: %q", cfg.SlowClient)
 	}
 	if cfg.MessageTimeout != 3*time.Second {
 		t.Fatalf("message timeout from env: %s", cfg.MessageTimeout)
@@ -323,6 +328,10 @@ func TestEachBadSettingOnce(t *testing.T) {
 				`pongcast: --send-queue (PONGCAST_SEND_QUEUE): "abc" is not a whole number; must be between 1 and 1048576`,
 				`pongcast: PONGCAST_MESSAGE_TIMEOUT (--message-timeout): "3" needs a unit, e.g. 3s; must be at least 100ms`,
 				`pongcast: --ping-interval (PONGCAST_PING_INTERVAL): "5" needs a unit, e.g. 5s; must be 0 (off) or at least 1s`}},
+		{"slow client policy", nil, []string{"--slow-client", "bogus"},
+			[]string{"pongcast: --slow-client (PONGCAST_SLOW_CLIENT): must be close or conflate, got bogus"}},
+		{"slow client policy from the environment", map[string]string{"PONGCAST_SLOW_CLIENT": "Conflate"}, nil,
+			[]string{"pongcast: PONGCAST_SLOW_CLIENT (--slow-client): must be close or conflate, got Conflate"}},
 		{"unknown flag", nil, []string{"--ping-interval", "5", "--bogus"}, []string{"pongcast: unknown flag --bogus"}},
 		{"flag without its value", nil, []string{"--addr"}, []string{"pongcast: --addr needs a value"}},
 	}

@@ -11,8 +11,13 @@ import (
 
 // statusFrame frames an exchange:status message for a transition, once
 // for all its receivers.
+// Under --slow-client conflate only the newest status of an exchange
+// waits for a slow client, so its previous may be one the client never
+// saw: it is the server's previous status.
 func statusFrame(tr health.Transition) *wsconn.Frame {
-	return wsconn.TextFrame(protocol.EncodeStatus(tr.Exchange, string(tr.Status), string(tr.Previous), tr.Since.UnixMilli(), tr.Reason))
+	f := wsconn.TextFrame(protocol.EncodeStatus(tr.Exchange, string(tr.Status), string(tr.Previous), tr.Since.UnixMilli(), tr.Reason))
+	f.Conflate = wsconn.ConflateKey{Exchange: tr.Exchange, Kind: wsconn.ConflateStatus}
+	return f
 }
 
 // healthFrames caches, per exchange, the framed snapshot of its newest
@@ -56,7 +61,7 @@ func (f *healthFrames) snapshot(exchange string, snap health.Snapshot) *wsconn.F
 	wire = protocol.AppendSnapshot(wire, snap.Env)
 	// No receive time: a snapshot is not a delivery of a live pong, and
 	// its age is no delivery latency.
-	frame := &wsconn.Frame{Wire: wire}
+	frame := &wsconn.Frame{Wire: wire, Conflate: wsconn.ConflateKey{Exchange: exchange, Kind: wsconn.ConflatePong}}
 	f.snapshots[exchange] = cachedSnapshot{seq: snap.Seq, frame: frame}
 	return frame
 }

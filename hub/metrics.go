@@ -25,6 +25,7 @@ type Metrics struct {
 	Delivered          prometheus.Counter
 	Dropped            prometheus.Counter
 	SlowConsumerCloses prometheus.Counter
+	Conflated          prometheus.Counter
 	RateLimited        prometheus.Counter
 	RateLimitCloses    prometheus.Counter
 	AuthFailures       *prometheus.CounterVec
@@ -85,6 +86,8 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_deliveries_dropped_total", Help: "Pong envelopes not delivered because the client's queue was full or it was closing."}),
 		SlowConsumerCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_slow_consumer_closes_total", Help: "Clients closed because their send queue was full."}),
+		Conflated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_conflated_total", Help: "Frames left unsent to slow clients (slow client policy conflate) because a newer one of the same exchange superseded them in the full queue; not counted in pongcast_deliveries_dropped_total."}),
 		RateLimited: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_rate_limit_refusals_total", Help: "Client messages and pings refused by the token bucket."}),
 		RateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
@@ -112,7 +115,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_exchanges_untracked_total", Help: "Pongs of exchanges past --max-exchanges: delivered, but not tracked."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
-		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.RateLimited, m.RateLimitCloses,
+		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
 		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -152,3 +155,5 @@ func (o deliveryObserver) Delivered(f *wsconn.Frame, at time.Time) {
 }
 
 func (o deliveryObserver) Dropped(n int) { o.m.Dropped.Add(float64(n)) }
+
+func (o deliveryObserver) Conflated(n int) { o.m.Conflated.Add(float64(n)) }

@@ -24,6 +24,19 @@ const (
 	DefaultShutdownTimeout = 8 * time.Second
 )
 
+// SlowClientPolicy is what becomes of a client whose send queue is full.
+type SlowClientPolicy string
+
+const (
+	// SlowClientClose closes it with 1008 "slow consumer".
+	SlowClientClose SlowClientPolicy = "close"
+	// SlowClientConflate keeps it: its queue keeps only the newest pong
+	// of each exchange, and every reply, up to twice SendQueue frames; a
+	// client whose replies alone fill SendQueue, or whose newest pongs
+	// pass the double, is still closed.
+	SlowClientConflate SlowClientPolicy = "conflate"
+)
+
 // Refusal window: a client refused more than ClientBurst times within it is
 // closed.
 const rateRefusalWindow = 10 * time.Second
@@ -57,6 +70,9 @@ type Options struct {
 	ClientBurst int
 	// SendQueue is the per-client queue length. If zero, DefaultSendQueue.
 	SendQueue int
+	// SlowClient is what becomes of a client whose queue is full. If
+	// empty, SlowClientClose.
+	SlowClient SlowClientPolicy
 	// MaxSubscriptions bounds one client's named subscriptions. If zero,
 	// DefaultMaxSubscriptions.
 	MaxSubscriptions int
@@ -135,6 +151,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SendQueue == 0 {
 		o.SendQueue = DefaultSendQueue
+	}
+	if o.SlowClient == "" {
+		o.SlowClient = SlowClientClose
 	}
 	if o.MaxSubscriptions == 0 {
 		o.MaxSubscriptions = DefaultMaxSubscriptions

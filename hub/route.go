@@ -33,7 +33,8 @@ func (s *Server) route(payload []byte, received time.Time) error {
 	head := len(wire)
 	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
 	env := wire[head:]
-	if _, obs := s.hub.publish(pong, &wsconn.Frame{Wire: wire, Received: received}, env); obs.Tracked && s.snaps != nil {
+	f := &wsconn.Frame{Wire: wire, Received: received, Conflate: wsconn.ConflateKey{Exchange: pong.Exchange, Kind: wsconn.ConflatePong}}
+	if _, obs := s.hub.publish(pong, f, env); obs.Tracked && s.snaps != nil {
 		s.snaps.Save(pong.Exchange, env, received)
 	}
 	s.metrics.PongsRouted.Inc()

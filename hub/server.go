@@ -63,6 +63,9 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, errors.New("hub: Options.Verifier is required")
 	}
 	opts = opts.withDefaults()
+	if opts.SlowClient != SlowClientClose && opts.SlowClient != SlowClientConflate {
+		return nil, fmt.Errorf("hub: Options.SlowClient is %q, want %q or %q", opts.SlowClient, SlowClientClose, SlowClientConflate)
+	}
 	s := &Server{
 		opts:       opts,
 		log:        opts.Logger,
@@ -106,6 +109,7 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	s.conns = wsconn.Config{
 		SendQueue:       opts.SendQueue,
+		Conflate:        opts.SlowClient == SlowClientConflate,
 		WriteTimeout:    opts.WriteTimeout,
 		CloseTimeout:    closeHandshakeTimeout,
 		PingInterval:    opts.PingInterval,

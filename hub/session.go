@@ -48,7 +48,8 @@ func (s *session) LogValue() slog.Value {
 }
 
 // deliver hands f to the client without waiting and reports whether it
-// was sent or queued. A full queue closes the client as a slow consumer.
+// was sent or queued. A full queue closes the client as a slow consumer
+// (with SlowClientConflate, only when conflating cannot make room).
 func (s *session) deliver(f *wsconn.Frame) bool {
 	switch s.conn.Deliver(f) {
 	case wsconn.Sent, wsconn.Queued:

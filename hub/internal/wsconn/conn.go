@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,8 +19,12 @@ import (
 // check off, except WriteTimeout and CloseTimeout, which must be set.
 type Config struct {
 	// SendQueue is how many frames may wait for one client; one more
-	// closes it as a slow consumer.
+	// closes it as a slow consumer, unless Conflate.
 	SendQueue int
+	// Conflate keeps a client whose queue is full instead of closing it:
+	// of the frames waiting with the same ConflateKey only the newest
+	// stays (see Deliver). If false, a full queue closes the client.
+	Conflate bool
 	// WriteTimeout bounds one batch of writes to a client (at most
 	// maxBatchBytes of data frames, or one larger frame).
 	WriteTimeout time.Duration
@@ -38,14 +43,18 @@ type Config struct {
 	Observer Observer
 }
 
-// Observer is told of every pong frame written whole or dropped, once.
-// A batch whose write fails counts as dropped whole, although part of it
-// may have reached the client; a batch cut short for a slow consumer
-// counts the frames before the cut as delivered, those after it as
-// dropped, and the frame it was in when that is finished or dropped.
+// Observer is told of every pong frame once: written whole, dropped, or
+// conflated. A batch whose write fails counts as dropped whole, although
+// part of it may have reached the client; a batch cut short for a slow
+// consumer counts the frames before the cut as delivered, those after it
+// as dropped, and the frame it was in when that is finished or dropped.
 type Observer interface {
 	Delivered(f *Frame, at time.Time)
 	Dropped(n int)
+	// Conflated is told of n frames taken out of a conflating queue for
+	// a newer frame of the same key: superseded, not lost, so they are
+	// not counted as dropped.
+	Conflated(n int)
 }
 
 // Result is what Deliver did with a frame.
@@ -111,6 +120,7 @@ type Conn struct {
 	ctrlSpare    []byte
 	queue        []*Frame
 	spare        []*Frame
+	limit        int    // the queue length that overflows: SendQueue, up to twice that (conflateLocked)
 	closeOut     []byte // our close frame, or the library's
 	libIn        []byte // a library write cut inside a frame (never seen)
 	iov          net.Buffers
@@ -159,7 +169,7 @@ func nonBlocking(conn net.Conn) tryWriter {
 // with the first frame in one write. opts is the library's; its ping and
 // pong hooks are the Conn's.
 func Accept(w http.ResponseWriter, r *http.Request, opts websocket.AcceptOptions, cfg *Config) (*Conn, error) {
-	c := &Conn{cfg: cfg, wake: make(chan struct{}, 1), connectedAt: time.Now().UnixNano()}
+	c := &Conn{cfg: cfg, limit: cfg.SendQueue, wake: make(chan struct{}, 1), connectedAt: time.Now().UnixNano()}
 	hw := &hijackWriter{ResponseWriter: w, conn: c}
 	opts.OnPingReceived = c.onPing
 	opts.OnPongReceived = c.onPong
@@ -242,8 +252,10 @@ func (c *Conn) Closing() bool {
 // Deliver hands f to the connection without waiting. With nothing queued
 // and no writer busy, f goes straight into the socket; otherwise it joins
 // the queue. A full queue makes the client a slow consumer: the queue is
-// dropped and the client closed with 1008, by the writer. Deliver never
-// blocks and, once the connection is warm, never allocates.
+// dropped and the client closed with 1008, by the writer; with
+// Config.Conflate, room is made instead (see conflateLocked) unless the
+// frames without a key alone fill the queue. Deliver never blocks and,
+// once the connection is warm, never allocates while the queue has room.
 func (c *Conn) Deliver(f *Frame) Result {
 	c.mu.Lock()
 	if c.closeQueued || c.dead || c.finishing {
@@ -262,19 +274,92 @@ func (c *Conn) Deliver(f *Frame) Result {
 			return c.writeOrHoldLocked(f.Wire, f)
 		}
 	}
-	if len(c.queue) >= c.cfg.SendQueue {
-		n := c.queueCloseLocked(CauseSlowConsumer)
-		c.abandonLocked() // the close frame need not wait for the batch
-		c.mu.Unlock()
-		c.count(n)
-		c.dropped(f)
-		return SlowConsumer
+	if len(c.queue) >= c.limit {
+		return c.overflowLocked(f)
 	}
 	c.queue = append(c.queue, f)
 	c.kickLocked()
 	c.mu.Unlock()
 	return Queued
 }
+
+// overflowLocked is Deliver with the queue at its limit, and unlocks: a
+// conflating Conn makes room for f; otherwise, or if no room can be
+// made, the client is a slow consumer.
+func (c *Conn) overflowLocked(f *Frame) Result {
+	superseded, ok := 0, false
+	if c.cfg.Conflate {
+		superseded, ok = c.conflateLocked(f)
+	}
+	if ok {
+		c.queue = append(c.queue, f)
+		c.kickLocked()
+		c.mu.Unlock()
+		c.conflated(superseded)
+		return Queued
+	}
+	n := c.queueCloseLocked(CauseSlowConsumer)
+	c.abandonLocked() // the close frame need not wait for the batch
+	c.mu.Unlock()
+	c.conflated(superseded)
+	c.count(n)
+	c.dropped(f)
+	return SlowConsumer
+}
+
+// conflateLocked makes room in the queue for f: it drops every keyed
+// frame that a newer one of the same key, f included, supersedes. One
+// walk from the back keeps the newest frame of each key, and the queue
+// closes up in order, so what is left is what was queued, minus the
+// superseded frames: per key, the newest frame still goes out after the
+// older ones already written, and frames without a key keep their place
+// among all the others. The frame being written and the writer's batch
+// are no longer in the queue, so they are never touched.
+//
+// It returns how many frames it dropped, and whether f may join: whether
+// the frames without a key, which nothing supersedes, f among them, fit
+// SendQueue, and all of them fit the new limit. The queue then holds
+// those (u) and one frame per key (k), and the limit becomes SendQueue
+// plus k, k counting at most SendQueue: the queue never holds more than
+// SendQueue frames plus one per key, nor more than twice SendQueue, also
+// for a client of "*" while a publisher makes up exchange names. While k
+// is below SendQueue, the next SendQueue - u deliveries at least just
+// append, so a walk of u + k frames is shared by that many.
+func (c *Conn) conflateLocked(f *Frame) (superseded int, ok bool) {
+	seen := seenPool.Get().(map[ConflateKey]struct{})
+	unkeyed := 0
+	if f.Conflate.Kind == 0 {
+		unkeyed++
+	} else {
+		seen[f.Conflate] = struct{}{}
+	}
+	q := c.queue
+	for i := len(q) - 1; i >= 0; i-- {
+		k := q[i].Conflate
+		if k.Kind == 0 {
+			unkeyed++
+			continue
+		}
+		if _, newer := seen[k]; newer {
+			q[i] = nil
+			superseded++
+			continue
+		}
+		seen[k] = struct{}{}
+	}
+	keys := len(seen)
+	clear(seen)
+	seenPool.Put(seen)
+	if superseded > 0 {
+		c.queue = slices.DeleteFunc(q, func(f *Frame) bool { return f == nil })
+	}
+	c.limit = c.cfg.SendQueue + min(keys, c.cfg.SendQueue)
+	return superseded, unkeyed <= c.cfg.SendQueue && len(c.queue) < c.limit
+}
+
+// seenPool holds conflateLocked's sets of keys, so that a walk allocates
+// nothing once warm and an idle Conn holds no set.
+var seenPool = sync.Pool{New: func() any { return make(map[ConflateKey]struct{}) }}
 
 // idleLocked reports whether nothing is waiting to go out and no writer
 // is writing: the caller may write to the socket itself.
@@ -492,6 +577,12 @@ func (c *Conn) writeControlLocked(frame []byte, isClose bool) {
 func (c *Conn) dropped(f *Frame) {
 	if !f.Received.IsZero() {
 		c.count(1)
+	}
+}
+
+func (c *Conn) conflated(n int) {
+	if n > 0 && c.cfg.Observer != nil {
+		c.cfg.Observer.Conflated(n)
 	}
 }
 

@@ -33,12 +33,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type memSock struct {
 	rng *mrand.Rand // guarded by mu
 
-	mu     sync.Mutex
-	cond   *sync.Cond
-	out    []byte
-	room   int
-	closed bool
-	late   bool // a write deadline has passed
+	mu      sync.Mutex
+	cond    *sync.Cond
+	out     []byte
+	room    int
+	closed  bool
+	late    bool // a write deadline has passed
+	blocked int  // Writes waiting for room now
 
 	in *io.PipeReader
 	pw *io.PipeWriter
@@ -71,7 +72,10 @@ func (s *memSock) Write(p []byte) (int, error) {
 	for written < len(p) {
 		s.mu.Lock()
 		for !s.closed && !s.late && len(s.out) >= s.room {
+			s.blocked++
+			s.cond.Broadcast()
 			s.cond.Wait()
+			s.blocked--
 		}
 		if s.closed {
 			s.mu.Unlock()
@@ -106,6 +110,16 @@ func (s *memSock) drain(max int) ([]byte, error) {
 	s.out = append(s.out[:0], s.out[n:]...)
 	s.cond.Broadcast()
 	return b, nil
+}
+
+// waitBlocked waits until a Write is waiting for room: the writer is
+// stuck inside its batch.
+func (s *memSock) waitBlocked() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.blocked == 0 {
+		s.cond.Wait()
+	}
 }
 
 func (s *memSock) Read(p []byte) (int, error) { return s.in.Read(p) }
@@ -159,10 +173,10 @@ func (r *drainReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// hijacker is a ResponseWriter whose Hijack hands over a memSock.
+// hijacker is a ResponseWriter whose Hijack hands over sock.
 type hijacker struct {
 	*httptest.ResponseRecorder
-	sock *memSock
+	sock net.Conn
 }
 
 func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -170,13 +184,14 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 // counter is an Observer.
-type counter struct{ delivered, dropped atomic.Int64 }
+type counter struct{ delivered, dropped, conflated atomic.Int64 }
 
 func (c *counter) Delivered(*Frame, time.Time) { c.delivered.Add(1) }
 func (c *counter) Dropped(n int)               { c.dropped.Add(int64(n)) }
+func (c *counter) Conflated(n int)             { c.conflated.Add(int64(n)) }
 
-// accept upgrades over a memSock and reads its 101.
-func accept(t *testing.T, sock *memSock, cfg *Config) *Conn {
+// accept upgrades over sock; the 101 is held back, as in a session.
+func accept(t testing.TB, sock net.Conn, cfg *Config) *Conn {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodGet, "/", nil)
 	r.Header.Set("Connection", "Upgrade")
@@ -207,6 +222,13 @@ func startReader(c *Conn) <-chan struct{} {
 	return done
 }
 
+// eachSeed runs round as a subtest for each of 8 seeds.
+func eachSeed(t *testing.T, round func(t *testing.T, seed uint64)) {
+	for seed := range uint64(8) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { round(t, seed) })
+	}
+}
+
 func testConfig(obs Observer) *Config {
 	return &Config{SendQueue: 100_000, WriteTimeout: time.Minute, CloseTimeout: time.Minute, MaxMessageBytes: 1 << 16, Observer: obs}
 }
@@ -215,11 +237,7 @@ func testConfig(obs Observer) *Config {
 // answers a stream of pings, then a close: the byte stream the client
 // gets always parses, data frames arrive whole and in order, every ping
 // is answered, and nothing follows the close frame.
-func TestShortWritesAndControlFramesNeverInterleave(t *testing.T) {
-	for seed := range uint64(8) {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { interleaveRound(t, seed) })
-	}
-}
+func TestShortWritesAndControlFramesNeverInterleave(t *testing.T) { eachSeed(t, interleaveRound) }
 
 func interleaveRound(t *testing.T, seed uint64) {
 	const frames, pings = 400, 300
@@ -307,11 +325,7 @@ func interleaveRound(t *testing.T, seed uint64) {
 // The client closes while frames keep being delivered: the library's
 // answer is the last frame the client gets, and every Deliver after it
 // reports Dropped.
-func TestPeerCloseEndsTheStream(t *testing.T) {
-	for seed := range uint64(8) {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { peerCloseRound(t, seed) })
-	}
-}
+func TestPeerCloseEndsTheStream(t *testing.T) { eachSeed(t, peerCloseRound) }
 
 func peerCloseRound(t *testing.T, seed uint64) {
 	sock := newMemSock(seed)
@@ -372,11 +386,7 @@ func peerCloseRound(t *testing.T, seed uint64) {
 // is stuck on: the batch is cut after the frame being written, the frames
 // after it are dropped, and the close frame comes next. The stream still
 // parses, and every frame handed over is counted once.
-func TestSlowConsumerCloseCutsTheBatch(t *testing.T) {
-	for seed := range uint64(8) {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) { cutRound(t, seed) })
-	}
-}
+func TestSlowConsumerCloseCutsTheBatch(t *testing.T) { eachSeed(t, cutRound) }
 
 func cutRound(t *testing.T, seed uint64) {
 	const queue = 50

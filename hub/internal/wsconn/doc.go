@@ -17,6 +17,11 @@
 //     writev on a kernel socket), parks when idle and retires after a few
 //     idle seconds. Closing the socket never waits either: under TLS only
 //     the connection beneath is closed.
+//   - A full queue closes the client as a slow consumer. With
+//     Config.Conflate the client is kept instead: the queue drops the
+//     frames that a newer one of the same ConflateKey supersedes. Frames
+//     without a key are never dropped, nothing is reordered, and a queue
+//     that frames without a key alone fill still closes the client.
 //   - Time limits are enforced by Tick, which the owner calls for every
 //     connection a few times a second: a batch stuck past WriteTimeout, a
 //     close handshake past CloseTimeout, a client message left open past

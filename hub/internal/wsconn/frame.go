@@ -14,7 +14,34 @@ type Frame struct {
 	// Received is when the pong arrived, for the delivery latency; zero
 	// for replies, which are not counted as deliveries.
 	Received time.Time
+	// Conflate is what a newer frame of the same key supersedes in the
+	// queue of a conflating Conn (Config.Conflate). The zero key, that of
+	// replies, never conflates.
+	Conflate ConflateKey
 }
+
+// ConflateKey names the frames a newer one makes pointless to send: of
+// those waiting in a full queue with the same key, only the newest goes
+// out. A key whose Kind is zero (the zero key among them) never
+// conflates: such frames are neither dropped nor reordered.
+type ConflateKey struct {
+	Exchange string
+	Kind     ConflateKind
+}
+
+// ConflateKind is what a frame says about its exchange: the newest frame
+// of a kind says all the older ones did.
+type ConflateKind uint8
+
+const (
+	// ConflatePong is an exchange:pong envelope, live or snapshot: only
+	// the newest pong of an exchange is kept.
+	ConflatePong ConflateKind = 1 + iota
+	// ConflateStatus is an exchange:status message: only the newest
+	// status of an exchange is kept. A kind of its own, so that a pong
+	// never supersedes a status change, nor a status a pong.
+	ConflateStatus
+)
 
 // TextFrame frames payload as one final, unmasked text frame.
 func TextFrame(payload []byte) *Frame {

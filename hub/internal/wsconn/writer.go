@@ -121,6 +121,9 @@ func (c *Conn) writeBatchLocked() error {
 	}
 	batch := full[:k]
 	c.queue, c.spare = append(c.spare[:0], full[k:]...), nil
+	if len(c.queue) == 0 {
+		c.limit = c.cfg.SendQueue // the backlog conflateLocked allowed for is gone
+	}
 	closing := c.closeOut != nil && len(c.queue) == 0
 	if closing {
 		iov = append(iov, c.closeOut)
