@@ -45,7 +45,7 @@ lint:
 
 # Each fuzz target for FUZZTIME (go test runs one target per invocation).
 fuzz:
-	@for pkg in ./protocol ./protocol/wsframe ./auth ./config ./hub/health; do \
+	@for pkg in ./protocol ./protocol/wsframe ./auth ./config ./hub ./hub/health; do \
 		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "== $$pkg $$t"; \
 			$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
