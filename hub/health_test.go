@@ -196,17 +196,8 @@ func TestStatsByMessageAndHTTP(t *testing.T) {
 
 	get := func(path, token string) (*http.Response, map[string]json.RawMessage) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
 		var body map[string]json.RawMessage
-		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp := getInto(t, s.url+path, token, &body)
 		return resp, body
 	}
 	gateTok := hubtest.Token(t, "h", time.Hour, "gateio")

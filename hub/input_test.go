@@ -29,6 +29,15 @@ func distinctNames(n int) []string {
 // decodes the JSON refusal.
 func getJSON(t *testing.T, rawURL, token string) (*http.Response, httpError) {
 	t.Helper()
+	var body httpError
+	resp := getInto(t, rawURL, token, &body)
+	return resp, body
+}
+
+// getInto makes a plain GET with the token in the header (if any) and
+// decodes the JSON body into v, failing if it is not JSON.
+func getInto(t *testing.T, rawURL, token string, v any) *http.Response {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +50,10 @@ func getJSON(t *testing.T, rawURL, token string) (*http.Response, httpError) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body httpError
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		t.Fatalf("%s: body is not a JSON refusal: %v", resp.Status, err)
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: body is not JSON: %v", resp.Status, err)
 	}
-	return resp, body
+	return resp
 }
 
 // A list longer than any client may hold is refused before a name is
