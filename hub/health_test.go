@@ -1,13 +1,17 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/hubtest"
@@ -242,5 +246,68 @@ func TestExchangesPastTheBoundAreDeliveredNotTracked(t *testing.T) {
 	}
 	if got := len(s.hub.health.Exchanges(nil)); got != 5 {
 		t.Fatalf("%d exchanges tracked, want 5", got)
+	}
+}
+
+// A wildcard subscribe owes a snapshot and a status for every exchange
+// known, far more than the send queue holds: a client reading through a
+// small window gets them all, and is not closed as a slow consumer.
+func TestWildcardSubscribeBurstFitsASmallQueue(t *testing.T) {
+	s := newTestServer(t, Options{SendQueue: 8})
+	const exchanges = 800
+	pad := strings.Repeat("x", 8000) // 6.4 MB of snapshots: more than the socket buffers hold
+	for i := range exchanges {
+		if err := s.Publish([]byte(fmt.Sprintf(`{"exchange":"x%03d","latency":1,"pad":%q}`, i, pad))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := hubtest.TryRawDialWith(t, &net.Dialer{Control: smallReceiveBuffer}, s.wsURL("exchanges=*"), hubtest.Token(t, "w", time.Hour, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapshots, statuses := 0, 0
+	for snapshots+statuses < 2*exchanges {
+		f, err := hubtest.ReadServerFrame(c.Reader())
+		if err != nil {
+			t.Fatalf("after %d snapshots and %d statuses: %v", snapshots, statuses, err)
+		}
+		switch p := string(f.Payload); {
+		case strings.HasPrefix(p, `{"type":"subscribed"`):
+		case strings.HasSuffix(p, `"snapshot":true}`):
+			snapshots++
+		case strings.HasPrefix(p, `{"type":"exchange:status"`):
+			statuses++
+		default:
+			t.Fatalf("unexpected frame %q", hubtest.Truncate(f.Payload))
+		}
+	}
+	if got := testCounter(s.metrics.SlowConsumerCloses); got != 0 {
+		t.Fatalf("%v slow-consumer closes", got)
+	}
+}
+
+// An exchange known only from the shared snapshots (merged at start, no
+// pong here yet) is owed its snapshot on a wildcard subscribe too.
+func TestWildcardGetsMergedSnapshots(t *testing.T) {
+	s := newTestServer(t, Options{})
+	env := []byte(`{"type":"exchange:pong","exchange":"gateio","data":{"exchange":"gateio","latency":3},"timestamp":1765738899920,"source":"exchange"}`)
+	s.hub.health.Merge("gateio", env, time.UnixMilli(1765738899920))
+	c := s.dial(t, "exchanges=*", "*")
+	c.Read() // subscribed
+	if m := c.Read(); !m.Snapshot || m.Exchange != "gateio" {
+		t.Fatalf("%s, want the merged snapshot", m.Raw)
+	}
+}
+
+// A server given a Redis URL but never run starts no goroutine that
+// outlives its Shutdown (go-redis starts some of its own).
+func TestServerNeverRunLeaksNothing(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	srv, err := NewServer(Options{Verifier: hubtest.Verifier(t), RedisURL: hubtest.RedisURL(t), Channel: hubtest.Channel(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -27,6 +27,12 @@ func statusFrame(tr health.Transition) *wsconn.Frame {
 type healthFrames struct {
 	mu        sync.Mutex
 	snapshots map[string]cachedSnapshot
+	statuses  map[string]cachedStatus // likewise the status message, per transition
+}
+
+type cachedStatus struct {
+	tr    health.Transition
+	frame *wsconn.Frame
 }
 
 type cachedSnapshot struct {
@@ -35,7 +41,7 @@ type cachedSnapshot struct {
 }
 
 func newHealthFrames() *healthFrames {
-	return &healthFrames{snapshots: make(map[string]cachedSnapshot)}
+	return &healthFrames{snapshots: make(map[string]cachedSnapshot), statuses: make(map[string]cachedStatus)}
 }
 
 // sendLast queues to s what is known of exchange now: its snapshot and
@@ -45,8 +51,21 @@ func (f *healthFrames) sendLast(s *session, tracker *health.Tracker, exchange st
 		s.deliver(f.snapshot(exchange, snap))
 	}
 	if tr, ok := tracker.Status(exchange); ok && tr.Status != "" {
-		s.deliver(statusFrame(tr))
+		s.deliver(f.status(tr))
 	}
+}
+
+// status returns the framed exchange:status message of tr, built once per
+// transition and shared by every receiver.
+func (f *healthFrames) status(tr health.Transition) *wsconn.Frame {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.statuses[tr.Exchange]; ok && c.tr == tr {
+		return c.frame
+	}
+	frame := statusFrame(tr)
+	f.statuses[tr.Exchange] = cachedStatus{tr: tr, frame: frame}
+	return frame
 }
 
 // snapshot returns the framed snapshot, from the cache when it is current.

@@ -188,12 +188,13 @@ func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 		for _, name := range m.subs {
 			h.byExchange[name][s] = true
 		}
-		for _, name := range h.health.Exchanges(nil) {
+		for _, name := range h.health.Held(nil) {
 			if _, held := slices.BinarySearch(m.subs, name); !held {
 				everything = append(everything, name)
 			}
 		}
 	}
+	s.conn.Burst(1 + 2*(len(fresh)+len(everything))) // the reply, a snapshot and a status each
 	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
 	for _, list := range [][]string{fresh, everything} {
 		for _, name := range list {
@@ -299,7 +300,7 @@ func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) (int, health
 	n := deliverAll(targets, f)
 	if obs.Changed {
 		h.metrics.countTransition(obs.Transition)
-		deliverAll(targets, statusFrame(obs.Transition))
+		deliverAll(targets, h.frames.status(obs.Transition))
 	}
 	clear(targets)
 	*snap = targets[:0]
@@ -308,21 +309,21 @@ func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) (int, health
 }
 
 // expire finds the exchanges gone stale by now and tells their
-// subscribers, each transition under the read lock like a pong's.
+// subscribers. It holds the write lock throughout, as a subscribe does:
+// a pong of the same exchange (under the read lock) comes wholly before
+// or wholly after, so no client is told "stale" after the pong that made
+// the exchange up again. Delivery never blocks.
 func (h *Hub) expire(now time.Time) {
 	snap := sessionsPool.Get().(*[]*session)
-	h.mu.RLock()
-	transitions := h.health.Expire(now)
-	h.mu.RUnlock()
-	for _, tr := range transitions {
-		h.mu.RLock()
+	h.mu.Lock()
+	for _, tr := range h.health.Expire(now) {
 		targets := h.targetsLocked(tr.Exchange, (*snap)[:0])
-		h.mu.RUnlock()
 		h.metrics.countTransition(tr)
-		deliverAll(targets, statusFrame(tr))
+		deliverAll(targets, h.frames.status(tr))
 		clear(targets)
 		*snap = targets[:0]
 	}
+	h.mu.Unlock()
 	sessionsPool.Put(snap)
 }
 

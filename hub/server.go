@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
@@ -32,6 +33,7 @@ type Server struct {
 	// connection.
 	snaps      *snapshotStore
 	snapClient *redis.Client
+	running    atomic.Bool // Run has begun: it closes snapClient, not Shutdown
 	accept     websocket.AcceptOptions
 	conns      wsconn.Config // shared by every client connection
 	mux        *http.ServeMux
@@ -103,7 +105,10 @@ func NewServer(opts Options) (*Server, error) {
 		s.snapClient = newSnapshotClient(ropts)
 		s.snaps = newSnapshotStore(s.snapClient, opts.KeyPrefix, snapshotStoreOptions{
 			MaxExchanges: opts.MaxExchanges, MaxMessageBytes: opts.MaxMessageBytes, Logger: s.log})
-		if err := s.metrics.Registry.Register(s.snaps.Collector()); err != nil {
+		// Servers sharing one Metrics (a restart in the same process)
+		// keep the first one's snapshot counters.
+		if err := s.metrics.Registry.Register(s.snaps.Collector()); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
+			_ = s.snapClient.Close()
 			return nil, fmt.Errorf("hub: snapshot metrics: %w", err)
 		}
 	}
@@ -156,6 +161,7 @@ func (s *Server) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
+	s.running.Store(true)
 	var writer sync.WaitGroup
 	defer s.snapClient.Close() // after the writer is done
 	defer writer.Wait()
@@ -230,6 +236,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}()
 	defer s.watchdog.close()
 	defer s.healthTimer.close()
+	if s.snapClient != nil && !s.running.Load() {
+		_ = s.snapClient.Close() // go-redis starts goroutines of its own
+	}
 	select {
 	case <-done:
 		return nil

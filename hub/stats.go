@@ -68,8 +68,8 @@ func (s *Server) stats(claims auth.Claims, names []string, window string, now ti
 			continue // the statistics are numbers and names: it cannot fail
 		}
 		if cost := len(name) + 4 + len(b); budget > 0 && used+cost > budget {
-			res.more = true
-			continue
+			res.more = true // the rest after the last one in the reply: stop here
+			break
 		}
 		used += len(name) + 4 + len(b)
 		res.exchanges[name] = b

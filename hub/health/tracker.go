@@ -293,6 +293,20 @@ func (t *Tracker) Exchanges(dst []string) []string {
 	return append(dst, t.known...)
 }
 
+// Held appends the names of every exchange the Tracker holds, sorted, to
+// dst: those with a status and those known only from a merged snapshot
+// (what a wildcard subscribe owes a snapshot to).
+func (t *Tracker) Held(dst []string) []string {
+	t.mu.RLock()
+	start := len(dst)
+	for name := range t.byName {
+		dst = append(dst, name)
+	}
+	t.mu.RUnlock()
+	slices.Sort(dst[start:])
+	return dst
+}
+
 // Counts returns the gauges: tracked exchanges by status, and the pongs
 // left untracked.
 func (t *Tracker) Counts() Counts {

@@ -55,7 +55,7 @@ func ParseWindow(s string) (Window, error) {
 			return Window(w), nil
 		}
 	}
-	return 0, fmt.Errorf("%w %q: use 1m, 5m, 1h or 24h", ErrUnknownWindow, s)
+	return 0, fmt.Errorf("%w %.8q: use 1m, 5m, 1h or 24h", ErrUnknownWindow, s) // the client's text, cut short
 }
 
 // String returns the window's name, as ParseWindow takes it.

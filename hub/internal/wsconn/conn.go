@@ -283,6 +283,17 @@ func (c *Conn) Deliver(f *Frame) Result {
 	return Queued
 }
 
+// Burst makes room for the next n frames beyond the queue's limit, until
+// the writer next empties the queue: what a subscribe owes a client at
+// once (a snapshot and a status for each of many exchanges) is owed, not
+// a sign that it reads too slowly. The frames themselves are shared, so
+// the room costs a pointer each.
+func (c *Conn) Burst(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.limit = max(c.limit, len(c.queue)+n+c.cfg.SendQueue)
+}
+
 // overflowLocked is Deliver with the queue at its limit, and unlocks: a
 // conflating Conn makes room for f; otherwise, or if no room can be
 // made, the client is a slow consumer.
