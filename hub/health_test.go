@@ -311,3 +311,20 @@ func TestServerNeverRunLeaksNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The statistics endpoint takes from the per-address handshake bucket: a
+// client cannot make the server sum every exchange's statistics at will.
+func TestStatsEndpointIsRateLimited(t *testing.T) {
+	s := newTestServer(t, Options{HandshakeRate: 0.001, HandshakeBurst: 2})
+	tok := hubtest.Token(t, "r", time.Hour, "*")
+	for i := range 2 {
+		var body map[string]json.RawMessage
+		if resp := getInto(t, s.url+"/v1/exchanges", tok, &body); resp.StatusCode != http.StatusOK {
+			t.Fatalf("request %d: %s", i, resp.Status)
+		}
+	}
+	resp, body := getJSON(t, s.url+"/v1/exchanges", tok)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || body.Error != "rate_limited" {
+		t.Fatalf("third request: %s %+v, want 429 with Retry-After", resp.Status, body)
+	}
+}

@@ -99,8 +99,18 @@ type statsBody struct {
 }
 
 // serveExchanges answers GET /v1/exchanges and /v1/exchanges/{name}: the
-// statistics the token may see, refused as a handshake would be.
+// statistics the token may see, refused as a handshake would be (the same
+// rate per address, the same 401).
 func (s *Server) serveExchanges(w http.ResponseWriter, r *http.Request) {
+	// Each request costs a token check and up to every exchange's
+	// statistics: it takes from the same bucket per address as a
+	// handshake.
+	if ok, wait, _ := s.admission.allowHandshake(clientIP(r, s.opts.TrustedProxies), time.Now()); !ok {
+		s.metrics.HandshakeRefusals.WithLabelValues("ip_rate").Inc()
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this address; retry later")
+		return
+	}
 	claims, err := s.authenticate(r)
 	if err != nil {
 		s.metrics.AuthFailures.WithLabelValues(auth.Reason(err)).Inc()
