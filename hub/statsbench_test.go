@@ -1,0 +1,51 @@
+package hub
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/pongcast/pongcast/hub/hubtest"
+)
+
+// BenchmarkStatsEndpoint is GET /v1/exchanges?window=24h over a real HTTP
+// server with 1,000 tracked exchanges, each with a day's worth of pongs
+// spread over its buckets: it reports each request's p50 and p99 (the
+// stats query figure in BENCHMARKS.md).
+func BenchmarkStatsEndpoint(b *testing.B) {
+	s := newTestServer(b, Options{MaxExchanges: 1000})
+	day := time.Now().Add(-23 * time.Hour)
+	for i := range 1000 {
+		for k := range 24 { // a pong an hour, so every 24h bucket is filled
+			at := day.Add(time.Duration(k) * time.Hour)
+			payload := fmt.Appendf(nil, `{"exchange":"x%04d","latency":%d,"status":"connected"}`, i, 10+k)
+			if err := s.route(payload, at); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	tok := hubtest.Token(b, "bench", time.Hour, "*")
+	req, _ := http.NewRequest(http.MethodGet, s.url+"/v1/exchanges?window=24h", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	var took []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("%s", resp.Status)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
+	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
