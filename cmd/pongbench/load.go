@@ -34,6 +34,7 @@ type benchClient struct {
 type fleet struct {
 	o        *options
 	hist     *latencyHist
+	snapHist *latencyHist // --snapshot: dial to snapshot, per client
 	received atomic.Int64
 	closed   atomic.Int64
 	mu       sync.Mutex
@@ -53,7 +54,7 @@ func newFleet(o *options) (*fleet, error) {
 	if u.Scheme == "wss" {
 		return nil, errors.New("--url: wss:// is not supported; benchmark on loopback with ws://")
 	}
-	f := &fleet{o: o, hist: newLatencyHist(), base: u}
+	f := &fleet{o: o, hist: newLatencyHist(), snapHist: newLatencyHist(), base: u}
 	if f.poller, err = newPoller(f); err != nil {
 		return nil, err
 	}
@@ -103,6 +104,7 @@ func (f *fleet) connect(ctx context.Context, i int) (*benchClient, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	dialed := time.Now()
 	ws, err := dialWS(dctx, &u, token, local)
 	if err != nil {
 		return nil, err
@@ -117,6 +119,14 @@ func (f *fleet) connect(ctx context.Context, i int) (*benchClient, error) {
 		if !bytes.HasPrefix(msg, []byte(`{"type":"subscribed"`)) {
 			ws.conn.Close()
 			return nil, fmt.Errorf("first message is %.80s, want subscribed", msg)
+		}
+		if f.o.snapshot {
+			msg, err := ws.next()
+			if err != nil || !bytes.HasSuffix(msg, snapshotMark) {
+				ws.conn.Close()
+				return nil, fmt.Errorf("waiting for the snapshot: %.80s %v", msg, err)
+			}
+			f.snapHist.record(time.Since(dialed).Microseconds())
 		}
 		_ = ws.conn.SetReadDeadline(time.Time{})
 	}
@@ -288,6 +298,9 @@ type loadReport struct {
 	P99Ms            float64 `json:"p99_ms"`
 	P999Ms           float64 `json:"p999_ms"`
 	MaxMs            float64 `json:"max_ms"`
+	// --snapshot: dial to the snapshot, per client.
+	SnapshotP50Ms    float64 `json:"snapshot_p50_ms,omitempty"`
+	SnapshotP99Ms    float64 `json:"snapshot_p99_ms,omitempty"`
 	ServerRSSBefore  uint64  `json:"server_rss_before_bytes,omitempty"`
 	ServerRSSAfter   uint64  `json:"server_rss_after_bytes,omitempty"`
 	RSSPerConnKiB    float64 `json:"server_rss_per_conn_kib,omitempty"`
@@ -313,6 +326,11 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 	if o.serverPID > 0 {
 		r.ServerRSSBefore, _ = rssBytes(o.serverPID)
 	}
+	if o.snapshot {
+		if err := publishSnapshots(ctx, o); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Fprintf(log, "connecting %d clients to %s ...\n", o.clients, o.url)
 	start := time.Now()
 	connected, cerr := f.connectAll(ctx, 0, o.clients)
@@ -327,6 +345,10 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 		return r, fmt.Errorf("no client connected: %w", cerr)
 	}
 	fmt.Fprintf(log, "connected %d in %.2fs (%.0f/s)\n", connected, r.ConnectSeconds, r.ConnectsPerSec)
+	if o.snapshot {
+		sh := f.snapHist.merged()
+		r.SnapshotP50Ms, r.SnapshotP99Ms = float64(sh.ValueAtQuantile(50))/1000, float64(sh.ValueAtQuantile(99))/1000
+	}
 	if o.hold > 0 {
 		fmt.Fprintf(log, "holding idle connections for %s ...\n", o.hold)
 		select {
@@ -396,6 +418,42 @@ func runLoad(ctx context.Context, o *options, log io.Writer) (*loadReport, error
 	return r, nil
 }
 
+// publishSnapshots publishes one pong per exchange and waits until the
+// server has one to give: a probe client of the last exchange gets it as
+// its snapshot (or, if it came first, live).
+func publishSnapshots(ctx context.Context, o *options) error {
+	p, err := newPublisher(o)
+	if err != nil {
+		return err
+	}
+	defer p.client.Close()
+	for n := range o.exchanges {
+		if _, err := p.publish(ctx, n); err != nil {
+			return fmt.Errorf("--snapshot: publish: %w", err)
+		}
+	}
+	// Pub/Sub is asynchronous: the last pong has reached the server once
+	// a new subscriber of its exchange is handed it.
+	probe := *o
+	probe.clients, probe.snapshot = 1, true
+	f, err := newFleet(&probe)
+	if err != nil {
+		return err
+	}
+	defer f.poller.close()
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		c, err := f.connect(ctx, o.exchanges-1)
+		if err == nil {
+			c.ws.close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("--snapshot: the server has no snapshot of ex%d after 15s: %w", o.exchanges-1, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func serverCPU(pid int) time.Duration {
 	if pid <= 0 {
 		return 0
@@ -425,6 +483,9 @@ func (r *loadReport) table(w io.Writer) {
 	row("deliveries/s", fmt.Sprintf("%.0f", r.DeliveriesPerSec))
 	row("latency p50/p90/p99", fmt.Sprintf("%.3f / %.3f / %.3f ms", r.P50Ms, r.P90Ms, r.P99Ms))
 	row("latency p99.9/max", fmt.Sprintf("%.3f / %.3f ms", r.P999Ms, r.MaxMs))
+	if r.SnapshotP99Ms > 0 {
+		row("dial to snapshot p50/p99", fmt.Sprintf("%.3f / %.3f ms", r.SnapshotP50Ms, r.SnapshotP99Ms))
+	}
 	if r.ServerCPUSeconds > 0 {
 		row("server CPU (publish phase)", fmt.Sprintf("%.2fs (%.2f µs per delivery)", r.ServerCPUSeconds, r.ServerCPUPerDel))
 	}

@@ -32,6 +32,7 @@ import (
 // options are pongbench's settings.
 type options struct {
 	mode            string
+	snapshot        bool
 	url             string
 	clients         int
 	exchanges       int
@@ -119,6 +120,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.IntVar(&o.clients, "clients", 1000, "WebSocket clients")
 	fs.IntVar(&o.exchanges, "exchanges", 1, "exchanges K: client i subscribes to ex<i mod K>, and pongs go round-robin over them")
 	fs.BoolVar(&o.wildcard, "wildcard", false, "every client subscribes to * instead")
+	fs.BoolVar(&o.snapshot, "snapshot", false, "pongcast: publish one pong per exchange before connecting, and report each client's time from dial to its snapshot (the first message after subscribed)")
 	fs.Float64Var(&o.rate, "rate", 50, "pongs published per second (0: connect only)")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long to publish")
 	fs.StringVar(&o.redisURL, "redis-url", envOr(getenv, "PONGCAST_REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis to publish to (env PONGCAST_REDIS_URL)")
@@ -146,6 +148,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	switch {
 	case o.mode != "pongcast" && o.mode != "seed":
 		return nil, fmt.Errorf("--mode: want pongcast or seed, got %q", o.mode)
+	case o.snapshot && o.mode != "pongcast":
+		return nil, errors.New("--snapshot: only pongcast sends snapshots")
 	case o.clients < 1:
 		return nil, errors.New("--clients must be >= 1")
 	case o.exchanges < 1:

@@ -112,6 +112,32 @@ func TestWildcardCountsEveryPong(t *testing.T) {
 	}
 }
 
+// TestSnapshotMode: every client's first message after subscribed is the
+// snapshot published before it connected, and the time to it is reported;
+// snapshots are not counted as deliveries.
+func TestSnapshotMode(t *testing.T) {
+	wsURL, redisURL, channel := startServer(t)
+	var out, log bytes.Buffer
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	err := run(context.Background(), []string{
+		"--url", wsURL, "--redis-url", redisURL, "--channel", channel,
+		"--clients", "20", "--exchanges", "2", "--snapshot", "--rate", "20", "--duration", "500ms", "--json",
+	}, func(k string) string { return env[k] }, &out, &log)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	var r loadReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Connected != 20 || r.SnapshotP50Ms <= 0 || r.SnapshotP99Ms < r.SnapshotP50Ms {
+		t.Fatalf("connected %d, dial to snapshot p50 %v p99 %v", r.Connected, r.SnapshotP50Ms, r.SnapshotP99Ms)
+	}
+	if r.Received != r.Expected || r.Lost != 0 {
+		t.Fatalf("expected %d, received %d: snapshots must not count", r.Expected, r.Received)
+	}
+}
+
 func TestBadOptions(t *testing.T) {
 	for _, args := range [][]string{
 		{"--mode", "nats"},
@@ -120,6 +146,7 @@ func TestBadOptions(t *testing.T) {
 		{"--rate", "-1"},
 		{"--mode", "pongcast"}, // no secret
 		{"stray"},
+		{"--mode", "seed", "--snapshot"},
 	} {
 		if _, err := parseOptions(args, func(string) string { return "" }, io.Discard); err == nil {
 			t.Errorf("%v: accepted", args)

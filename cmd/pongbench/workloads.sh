@@ -133,6 +133,8 @@ workload() { # name runs
 			;;
 		W5)
 			run W5 pongcast --clients 10000 --rate 0 --connect-parallel 128
+			# The same connects, each owed a snapshot: dial to first pong.
+			run W5s pongcast --clients 10000 --exchanges 100 --rate 0 --connect-parallel 128 --snapshot
 			;;
 		W6)
 			go test -run '^$' -bench 'BenchmarkRoute/subscribers=10000$' -benchtime 300x ./hub | grep Benchmark
