@@ -228,7 +228,8 @@ func TestStatsByMessageAndHTTP(t *testing.T) {
 }
 
 // A publisher naming endless exchanges grows nothing past the bound; the
-// pongs are still delivered, and the overflow counted.
+// pongs are still delivered, and the overflow counted. (A hundred thousand
+// of them: TestHostilePublisherFlood; memory: BenchmarkHostilePublisher.)
 func TestExchangesPastTheBoundAreDeliveredNotTracked(t *testing.T) {
 	s := newTestServer(t, Options{MaxExchanges: 5})
 	c := s.dial(t, "exchanges=*", "*")
@@ -326,5 +327,31 @@ func TestStatsEndpointIsRateLimited(t *testing.T) {
 	resp, body := getJSON(t, s.url+"/v1/exchanges", tok)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || body.Error != "rate_limited" {
 		t.Fatalf("third request: %s %+v, want 429 with Retry-After", resp.Status, body)
+	}
+}
+
+// A hostile publisher naming 100,000 distinct exchanges: the tracker stays
+// at its bound, the rest is counted, and a valid pong after the flood is
+// delivered to its subscriber.
+func TestHostilePublisherFlood(t *testing.T) {
+	s := newTestServer(t, Options{})
+	c := s.dial(t, "exchanges=gateio", "*")
+	c.ReadType("subscribed")
+	const flood = 100_000
+	for i := range flood {
+		if err := s.route(fmt.Appendf(nil, `{"exchange":"h%06d","latency":1}`, i), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.publishPong(t, "gateio", 7, "connected")
+	if m := c.ReadType("exchange:pong"); latencyOf(t, m) != 7 {
+		t.Fatalf("%s", m.Raw)
+	}
+	if got := len(s.hub.health.Held(nil)); got != health.DefaultMaxExchanges {
+		t.Fatalf("%d exchanges held, want the bound %d", got, health.DefaultMaxExchanges)
+	}
+	// The bound filled with flood names, so gateio is one more untracked.
+	if got := testCounter(s.metrics.ExchangesUntracked); got != flood-health.DefaultMaxExchanges+1 {
+		t.Fatalf("untracked = %v, want %d", got, flood-health.DefaultMaxExchanges+1)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -48,4 +49,32 @@ func BenchmarkStatsEndpoint(b *testing.B) {
 	slices.Sort(took)
 	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
+}
+
+// BenchmarkHostilePublisher routes pongs of 100,000 distinct exchanges
+// (with 2 KB envelopes) and reports the heap the server holds afterwards,
+// against the same server before: the tracker stops at its bound, so the
+// growth is the bound's worth, not the flood's.
+func BenchmarkHostilePublisher(b *testing.B) {
+	pad := make([]byte, 2000)
+	for i := range pad {
+		pad[i] = 'x'
+	}
+	for b.Loop() {
+		s := newTestServer(b, Options{})
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range 100_000 {
+			payload := fmt.Appendf(nil, `{"exchange":"h%06d","latency":1,"pad":"%s"}`, i, pad)
+			if err := s.route(payload, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MB-held")
+		b.ReportMetric(float64(after.Sys)/(1<<20), "MB-sys")
+		runtime.KeepAlive(s)
+	}
 }
