@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -231,7 +232,8 @@ func TestStatsByMessageAndHTTP(t *testing.T) {
 // pongs are still delivered, and the overflow counted. (A hundred thousand
 // of them: TestHostilePublisherFlood; memory: BenchmarkHostilePublisher.)
 func TestExchangesPastTheBoundAreDeliveredNotTracked(t *testing.T) {
-	s := newTestServer(t, Options{MaxExchanges: 5})
+	var logs syncLog
+	s := newTestServer(t, Options{MaxExchanges: 5, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := s.dial(t, "exchanges=*", "*")
 	c.ReadType("subscribed")
 	for i := range 50 {
@@ -244,6 +246,9 @@ func TestExchangesPastTheBoundAreDeliveredNotTracked(t *testing.T) {
 	}
 	if got := testCounter(s.metrics.ExchangesUntracked); got != 45 {
 		t.Fatalf("untracked = %v, want 45", got)
+	}
+	if n := strings.Count(logs.String(), "exchange not tracked: --max-exchanges reached"); n != 1 {
+		t.Fatalf("%d warnings about untracked exchanges, want one (rate-limited):\n%s", n, logs.String())
 	}
 	if got := len(s.hub.health.Exchanges(nil)); got != 5 {
 		t.Fatalf("%d exchanges tracked, want 5", got)

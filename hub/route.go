@@ -34,7 +34,12 @@ func (s *Server) route(payload []byte, received time.Time) error {
 	wire = protocol.AppendEnvelope(wire, pong.Exchange, pong.Data, ts)
 	env := wire[head:]
 	f := &wsconn.Frame{Wire: wire, Received: received, Conflate: wsconn.ConflateKey{Exchange: pong.Exchange, Kind: wsconn.ConflatePong}}
-	if _, obs := s.hub.publish(pong, f, env); obs.Tracked && s.snaps != nil {
+	_, obs := s.hub.publish(pong, f, env)
+	switch {
+	case !obs.Tracked:
+		s.untrackedLog.log(s.log, slog.LevelWarn, "exchange not tracked: --max-exchanges reached; its pongs are delivered, without snapshot, status or statistics",
+			"exchange", pong.Exchange, "max_exchanges", s.opts.MaxExchanges)
+	case s.snaps != nil:
 		s.snaps.Save(pong.Exchange, env, received)
 	}
 	s.metrics.PongsRouted.Inc()

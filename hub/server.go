@@ -44,17 +44,18 @@ type Server struct {
 	nextID  atomic.Uint64
 	closing atomic.Bool
 
-	watchdog    *watchdog
-	healthTimer *healthTimer
-	admission   *admission
-	rejectLog   *logLimiter
-	proxyLog    *logLimiter
-	ipTableLog  *logLimiter
-	refusalLog  *logLimiter // refused handshakes, at debug
-	originLog   *logLimiter
-	origins     originPolicy
-	pending     *pendingGate
-	pendingLog  *logLimiter
+	watchdog     *watchdog
+	healthTimer  *healthTimer
+	admission    *admission
+	rejectLog    *logLimiter
+	proxyLog     *logLimiter
+	ipTableLog   *logLimiter
+	refusalLog   *logLimiter // refused handshakes, at debug
+	originLog    *logLimiter
+	untrackedLog *logLimiter // pongs of exchanges past the bound
+	origins      originPolicy
+	pending      *pendingGate
+	pendingLog   *logLimiter
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -69,15 +70,16 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("hub: Options.SlowClient is %q, want %q or %q", opts.SlowClient, SlowClientClose, SlowClientConflate)
 	}
 	s := &Server{
-		opts:       opts,
-		log:        opts.Logger,
-		metrics:    opts.Metrics,
-		admission:  newAdmission(opts),
-		rejectLog:  newLogLimiter(time.Second, 5),
-		proxyLog:   newLogLimiter(time.Minute, 1),
-		ipTableLog: newLogLimiter(time.Minute, 1),
-		refusalLog: newLogLimiter(time.Second, 5),
-		originLog:  newLogLimiter(time.Second, 5),
+		opts:         opts,
+		log:          opts.Logger,
+		metrics:      opts.Metrics,
+		admission:    newAdmission(opts),
+		rejectLog:    newLogLimiter(time.Second, 5),
+		proxyLog:     newLogLimiter(time.Minute, 1),
+		ipTableLog:   newLogLimiter(time.Minute, 1),
+		refusalLog:   newLogLimiter(time.Second, 5),
+		originLog:    newLogLimiter(time.Second, 5),
+		untrackedLog: newLogLimiter(time.Minute, 1),
 		accept: websocket.AcceptOptions{
 			// Origins are checked before the upgrade (origin.go), so the
 			// refusal is ours: JSON, logged and counted.
