@@ -44,15 +44,16 @@ func newHealthFrames() *healthFrames {
 	return &healthFrames{snapshots: make(map[string]cachedSnapshot), statuses: make(map[string]cachedStatus)}
 }
 
-// sendLast queues to s what is known of exchange now: its snapshot and
-// then its status, each if there is one.
-func (f *healthFrames) sendLast(s *session, tracker *health.Tracker, exchange string) {
+// appendLast appends to out what is known of exchange now: its snapshot
+// and then its status, each if there is one.
+func (f *healthFrames) appendLast(out []*wsconn.Frame, tracker *health.Tracker, exchange string) []*wsconn.Frame {
 	if snap, ok := tracker.Snapshot(exchange); ok {
-		s.deliver(f.snapshot(exchange, snap))
+		out = append(out, f.snapshot(exchange, snap))
 	}
 	if tr, ok := tracker.Status(exchange); ok && tr.Status != "" {
-		s.deliver(f.status(tr))
+		out = append(out, f.status(tr))
 	}
+	return out
 }
 
 // status returns the framed exchange:status message of tr, built once per

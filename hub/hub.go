@@ -194,12 +194,16 @@ func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 			}
 		}
 	}
-	s.conn.Burst(1 + 2*(len(fresh)+len(everything))) // the reply, a snapshot and a status each
-	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
+	var owed []*wsconn.Frame
 	for _, list := range [][]string{fresh, everything} {
 		for _, name := range list {
-			h.frames.sendLast(s, h.health, name)
+			owed = h.frames.appendLast(owed, h.health, name)
 		}
+	}
+	s.conn.Burst(1 + len(owed)) // the reply and what is owed: never a slow consumer for them
+	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
+	for _, f := range owed {
+		s.deliver(f)
 	}
 	return nil
 }

@@ -121,6 +121,7 @@ type Conn struct {
 	queue        []*Frame
 	spare        []*Frame
 	limit        int    // the queue length that overflows: SendQueue, up to twice that (conflateLocked)
+	burst        int    // frames still to be let in past the limit (Burst)
 	closeOut     []byte // our close frame, or the library's
 	libIn        []byte // a library write cut inside a frame (never seen)
 	iov          net.Buffers
@@ -263,6 +264,10 @@ func (c *Conn) Deliver(f *Frame) Result {
 		c.dropped(f)
 		return Dropped
 	}
+	owed := c.burst > 0 // one of a Burst: let in whatever the queue holds
+	if owed {
+		c.burst--
+	}
 	if c.idleLocked() {
 		if c.head != nil {
 			// The first frame carries the 101: one write, one wake-up.
@@ -274,7 +279,7 @@ func (c *Conn) Deliver(f *Frame) Result {
 			return c.writeOrHoldLocked(f.Wire, f)
 		}
 	}
-	if len(c.queue) >= c.limit {
+	if len(c.queue) >= c.limit && !owed {
 		return c.overflowLocked(f)
 	}
 	c.queue = append(c.queue, f)
@@ -283,14 +288,17 @@ func (c *Conn) Deliver(f *Frame) Result {
 	return Queued
 }
 
-// Burst makes room for the next n frames beyond the queue's limit, until
-// the writer next empties the queue: what a subscribe owes a client at
-// once (a snapshot and a status for each of many exchanges) is owed, not
-// a sign that it reads too slowly. The frames themselves are shared, so
-// the room costs a pointer each.
+// Burst lets the next n frames delivered in beyond the queue's limit, and
+// leaves room for SendQueue more behind them until the writer next empties
+// the queue: what a subscribe owes a client at once (a snapshot and a
+// status for each of many exchanges) is owed, not a sign that it reads
+// too slowly. The frames themselves are shared, so the room costs a
+// pointer each. The writer may drain part of the burst meanwhile; the
+// frames still to come are let in all the same.
 func (c *Conn) Burst(n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.burst += n
 	c.limit = max(c.limit, len(c.queue)+n+c.cfg.SendQueue)
 }
 
