@@ -96,7 +96,8 @@ func (h *Hub) unregister(s *session) {
 }
 
 // expandSubscription checks names (normalised, possibly protocol.Wildcard)
-// against claims, all or nothing. It returns the named exchanges to add and
+// against claims, all or nothing. It returns the named exchanges to add,
+// sorted and each once ("*" under a finite token may repeat names), and
 // whether the wildcard itself is to be held.
 func expandSubscription(claims auth.Claims, names []string) (add []string, wildcard bool, err error) {
 	add = make([]string, 0, len(names))
@@ -116,7 +117,8 @@ func expandSubscription(claims auth.Claims, names []string) (add []string, wildc
 			add = append(add, name)
 		}
 	}
-	return add, wildcard, nil
+	slices.Sort(add)
+	return slices.Compact(add), wildcard, nil
 }
 
 // checkSubscription says whether a client holding nothing yet could
@@ -127,9 +129,8 @@ func (h *Hub) checkSubscription(claims auth.Claims, names []string) error {
 	if err != nil {
 		return err
 	}
-	slices.Sort(add)
-	if n := len(slices.Compact(add)); n > h.maxSubscriptions {
-		return h.tooMany(0, n)
+	if len(add) > h.maxSubscriptions {
+		return h.tooMany(0, len(add))
 	}
 	return nil
 }
@@ -152,8 +153,6 @@ func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	slices.Sort(add)
-	add = slices.Compact(add) // "*" under a finite token may repeat names
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m, ok := h.members[s]

@@ -23,7 +23,7 @@ const (
 
 // ipLimiter is a token bucket per client address: an IPv4 address, or an
 // IPv6 address cut to its first v6Bits bits. Buckets sit in a table of at
-// most max entries, least recently used last. An entry untouched for as
+// most max entries, in order of use. An entry untouched for as
 // long as an empty bucket takes to fill is worth nothing (a new bucket
 // would be as full), so it is forgotten; nothing else ever is. When the
 // table is full of buckets still in use, every address it cannot hold
@@ -38,18 +38,16 @@ type ipLimiter struct {
 	epoch     time.Time // bucket times are offsets from it
 
 	mu       sync.Mutex
-	table    map[netip.Addr]*ipBucket
-	recent   ipBucket // sentinel of the recency list: next is newest, prev oldest
+	table    map[netip.Addr]*useNode[ipBucket]
+	recent   byUse[ipBucket]
 	overflow ipBucket
 }
 
-// ipBucket is one address's tokens as of last, and its place in the
-// recency list.
+// ipBucket is one address's tokens as of last.
 type ipBucket struct {
-	key        netip.Addr
-	tokens     float64
-	last       time.Duration // since the limiter's epoch
-	prev, next *ipBucket
+	key    netip.Addr
+	tokens float64
+	last   time.Duration // since the limiter's epoch
 }
 
 func newIPLimiter(perSecond float64, burst, v6Bits int, now time.Time) *ipLimiter {
@@ -60,9 +58,9 @@ func newIPLimiter(perSecond float64, burst, v6Bits int, now time.Time) *ipLimite
 		v6Bits:    v6Bits,
 		max:       ipTableMax,
 		epoch:     now,
-		table:     make(map[netip.Addr]*ipBucket),
+		table:     make(map[netip.Addr]*useNode[ipBucket]),
 	}
-	l.recent.next, l.recent.prev = &l.recent, &l.recent
+	l.recent.init()
 	l.overflow.tokens = l.burst
 	return l
 }
@@ -76,17 +74,18 @@ func (l *ipLimiter) allow(ip netip.Addr, now time.Time) (ok bool, wait time.Dura
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.forgetRefilledLocked(t)
-	b := l.table[key]
-	switch {
-	case b != nil:
-		l.unlinkLocked(b)
-		l.pushFrontLocked(b)
+	var b *ipBucket
+	switch n := l.table[key]; {
+	case n != nil:
+		l.recent.touch(n)
+		b = &n.v
 	case len(l.table) >= l.max:
 		b, shared = &l.overflow, true
 	default:
-		b = &ipBucket{key: key, tokens: l.burst, last: t}
-		l.table[key] = b
-		l.pushFrontLocked(b)
+		n = &useNode[ipBucket]{v: ipBucket{key: key, tokens: l.burst, last: t}}
+		l.table[key] = n
+		l.recent.add(n)
+		b = &n.v
 	}
 	ok, wait = l.takeLocked(b, t)
 	return ok, wait, shared
@@ -111,24 +110,13 @@ func (l *ipLimiter) takeLocked(b *ipBucket, t time.Duration) (bool, time.Duratio
 // the same rate, so the first one still filling ends the walk.
 func (l *ipLimiter) forgetRefilledLocked(t time.Duration) {
 	for range ipForgetPerCall {
-		oldest := l.recent.prev
-		if oldest == &l.recent || t-oldest.last < l.refill {
+		oldest := l.recent.oldest()
+		if oldest == nil || t-oldest.v.last < l.refill {
 			return
 		}
-		l.unlinkLocked(oldest)
-		delete(l.table, oldest.key)
+		l.recent.remove(oldest)
+		delete(l.table, oldest.v.key)
 	}
-}
-
-func (l *ipLimiter) pushFrontLocked(b *ipBucket) {
-	b.prev, b.next = &l.recent, l.recent.next
-	l.recent.next.prev = b
-	l.recent.next = b
-}
-
-func (l *ipLimiter) unlinkLocked(b *ipBucket) {
-	b.prev.next, b.next.prev = b.next, b.prev
-	b.prev, b.next = nil, nil
 }
 
 // size is the number of addresses tracked.

@@ -69,16 +69,15 @@ type pendingGate struct {
 	log                *slog.Logger
 
 	mu      sync.Mutex
-	conns   map[net.Conn]*pendingConn // as accepted from the inner listener
+	conns   map[net.Conn]*useNode[pendingConn] // as accepted from the inner listener
 	perIP   map[netip.Addr]int
-	waiting pendingConn // sentinel of the list by last activity: next is the oldest
+	waiting byUse[pendingConn] // by last activity
 }
 
-// pendingConn is one counted connection and its place in the list.
+// pendingConn is one counted connection and its address key.
 type pendingConn struct {
-	conn       net.Conn
-	key        netip.Addr
-	prev, next *pendingConn
+	conn net.Conn
+	key  netip.Addr
 }
 
 // gatedListener counts the connections it accepts into its gate.
@@ -117,10 +116,10 @@ func newPendingGate(o Options, log *slog.Logger, onRefuse func(admitReason)) *pe
 		onRefuse:  onRefuse,
 		acceptLog: newLogLimiter(10*time.Second, 1),
 		log:       log,
-		conns:     make(map[net.Conn]*pendingConn),
+		conns:     make(map[net.Conn]*useNode[pendingConn]),
 		perIP:     make(map[netip.Addr]int),
 	}
-	g.waiting.prev, g.waiting.next = &g.waiting, &g.waiting
+	g.waiting.init()
 	return g
 }
 
@@ -172,14 +171,14 @@ func (g *pendingGate) admit(c net.Conn) (admitted bool, evicted net.Conn) {
 		return false, nil
 	}
 	if g.maxTotal > 0 && len(g.conns) >= g.maxTotal {
-		oldest := g.waiting.next
+		oldest := g.waiting.oldest()
 		g.removeLocked(oldest)
-		evicted = oldest.conn
+		evicted = oldest.v.conn
 	}
-	pc := &pendingConn{conn: c, key: key}
+	pc := &useNode[pendingConn]{v: pendingConn{conn: c, key: key}}
 	g.conns[c] = pc
 	g.perIP[key]++
-	g.pushBackLocked(pc)
+	g.waiting.add(pc)
 	return true, evicted
 }
 
@@ -201,8 +200,7 @@ func (g *pendingGate) touch(c net.Conn) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if pc, ok := g.conns[c]; ok {
-		g.unlinkLocked(pc)
-		g.pushBackLocked(pc)
+		g.waiting.touch(pc)
 	}
 }
 
@@ -217,25 +215,14 @@ func (g *pendingGate) release(c net.Conn) {
 	}
 }
 
-func (g *pendingGate) removeLocked(pc *pendingConn) {
-	g.unlinkLocked(pc)
-	delete(g.conns, pc.conn)
-	if n := g.perIP[pc.key] - 1; n > 0 {
-		g.perIP[pc.key] = n
+func (g *pendingGate) removeLocked(pc *useNode[pendingConn]) {
+	g.waiting.remove(pc)
+	delete(g.conns, pc.v.conn)
+	if n := g.perIP[pc.v.key] - 1; n > 0 {
+		g.perIP[pc.v.key] = n
 	} else {
-		delete(g.perIP, pc.key)
+		delete(g.perIP, pc.v.key)
 	}
-}
-
-func (g *pendingGate) pushBackLocked(pc *pendingConn) {
-	pc.next, pc.prev = &g.waiting, g.waiting.prev
-	g.waiting.prev.next = pc
-	g.waiting.prev = pc
-}
-
-func (g *pendingGate) unlinkLocked(pc *pendingConn) {
-	pc.prev.next, pc.next.prev = pc.next, pc.prev
-	pc.prev, pc.next = nil, nil
 }
 
 // pending is the number of connections counted now.

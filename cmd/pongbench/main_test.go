@@ -62,20 +62,9 @@ func startServer(t *testing.T) (wsURL, redisURL, channel string) {
 // latency, and nothing lost.
 func TestLoadCountsEveryDelivery(t *testing.T) {
 	wsURL, redisURL, channel := startServer(t)
-	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
-	var out, log bytes.Buffer
-	err := run(context.Background(), []string{
-		"--url", wsURL, "--redis-url", redisURL, "--channel", channel,
+	r := runReport(t, "--url", wsURL, "--redis-url", redisURL, "--channel", channel,
 		"--clients", "60", "--exchanges", "3", "--rate", "40", "--duration", "1s", "--drain", "5s",
-		"--server-pid", strconv.Itoa(os.Getpid()), "--json",
-	}, func(k string) string { return env[k] }, &out, &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
-	var r loadReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatalf("report %q: %v", out.String(), err)
-	}
+		"--server-pid", strconv.Itoa(os.Getpid()))
 	if r.Connected != 60 || r.Published < 30 {
 		t.Fatalf("connected %d, published %d; want 60 and about 40", r.Connected, r.Published)
 	}
@@ -94,19 +83,8 @@ func TestLoadCountsEveryDelivery(t *testing.T) {
 // TestWildcardCountsEveryPong: clients subscribed to * expect every pong.
 func TestWildcardCountsEveryPong(t *testing.T) {
 	wsURL, redisURL, channel := startServer(t)
-	var out, log bytes.Buffer
-	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
-	err := run(context.Background(), []string{
-		"--url", wsURL, "--redis-url", redisURL, "--channel", channel,
-		"--clients", "10", "--wildcard", "--rate", "20", "--duration", "500ms", "--json",
-	}, func(k string) string { return env[k] }, &out, &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
-	var r loadReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatal(err)
-	}
+	r := runReport(t, "--url", wsURL, "--redis-url", redisURL, "--channel", channel,
+		"--clients", "10", "--wildcard", "--rate", "20", "--duration", "500ms")
 	if r.Expected != int64(10*r.Published) || r.Lost != 0 {
 		t.Fatalf("expected %d, lost %d; want %d and 0", r.Expected, r.Lost, 10*r.Published)
 	}
@@ -117,19 +95,8 @@ func TestWildcardCountsEveryPong(t *testing.T) {
 // snapshots are not counted as deliveries.
 func TestSnapshotMode(t *testing.T) {
 	wsURL, redisURL, channel := startServer(t)
-	var out, log bytes.Buffer
-	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
-	err := run(context.Background(), []string{
-		"--url", wsURL, "--redis-url", redisURL, "--channel", channel,
-		"--clients", "20", "--exchanges", "2", "--snapshot", "--rate", "20", "--duration", "500ms", "--json",
-	}, func(k string) string { return env[k] }, &out, &log)
-	if err != nil {
-		t.Fatalf("run: %v\n%s", err, log.String())
-	}
-	var r loadReport
-	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
-		t.Fatal(err)
-	}
+	r := runReport(t, "--url", wsURL, "--redis-url", redisURL, "--channel", channel,
+		"--clients", "20", "--exchanges", "2", "--snapshot", "--rate", "20", "--duration", "500ms")
 	if r.Connected != 20 || r.SnapshotP50Ms <= 0 || r.SnapshotP99Ms < r.SnapshotP50Ms {
 		t.Fatalf("connected %d, dial to snapshot p50 %v p99 %v", r.Connected, r.SnapshotP50Ms, r.SnapshotP99Ms)
 	}
@@ -152,4 +119,20 @@ func TestBadOptions(t *testing.T) {
 			t.Errorf("%v: accepted", args)
 		}
 	}
+}
+
+// runReport runs pongbench with args against the test's server, as the
+// binary would with PONGCAST_JWT_SECRET set, and decodes its JSON report.
+func runReport(t *testing.T, args ...string) loadReport {
+	t.Helper()
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	var out, log bytes.Buffer
+	if err := run(context.Background(), append(args, "--json"), func(k string) string { return env[k] }, &out, &log); err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	var r loadReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatalf("report %q: %v", out.String(), err)
+	}
+	return r
 }
