@@ -202,6 +202,9 @@ func TestRedactRedisURL(t *testing.T) {
 		"user:S3cret@127.0.0.1:6400":                "127.0.0.1:6400",    // no scheme
 		"127.0.0.1:6400":                            "127.0.0.1:6400",
 		"S3cret!":                                   "",
+		"fe80::1%S3cret":                            "", // an IPv6 zone is free text
+		"[fe80::1%S3cret]:6379":                     "",
+		"redis://[fe80::1%25S3cret]:6379/0":         "redis://",
 	}
 	for in, want := range cases {
 		if got := RedactRedisURL(in); got != want {

@@ -58,7 +58,8 @@ func RedactRedisURL(raw string) string {
 
 // isLiteralAddress reports whether s is an IP address or localhost, with
 // or without a port: something that cannot be a password typed in the
-// wrong place.
+// wrong place. An IPv6 address with a zone ("fe80::1%eth0") is not one: a
+// zone may be any text at all.
 func isLiteralAddress(s string) bool {
 	host := s
 	if h, port, err := net.SplitHostPort(s); err == nil {
@@ -70,8 +71,8 @@ func isLiteralAddress(s string) bool {
 	if host == "localhost" {
 		return true
 	}
-	_, err := netip.ParseAddr(host)
-	return err == nil
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Zone() == ""
 }
 
 // ParseRedisURL parses a Redis URL as redis.ParseURL does. Its error names
