@@ -295,3 +295,31 @@ func TestHandshakeResponseWithoutReplyIsNotHeldBack(t *testing.T) {
 		t.Fatalf("got %q, want the 101 response alone", got)
 	}
 }
+
+// With ?exchanges=, what a client is owed on connecting (the reply, then
+// each exchange's snapshot and status) goes out in the write that carries
+// the 101, so a single read returns all of it.
+func TestHandshakeCarriesSnapshotsInOneWrite(t *testing.T) {
+	s := newTestServer(t, Options{})
+	s.publishPong(t, "gateio", 45, "connected")
+	s.publishPong(t, "binance", 60, "connected")
+	got := rawHandshake(t, s, "?exchanges=gateio,binance")
+	head, body, ok := strings.Cut(got, "\r\n\r\n")
+	if !ok || !strings.HasPrefix(head, "HTTP/1.1 101 Switching Protocols\r\n") {
+		t.Fatalf("response head %q, want a 101", head)
+	}
+	var order []string
+	for _, part := range []string{`{"type":"subscribed"`, `"exchange":"binance","data"`, `{"type":"exchange:status","exchange":"binance"`,
+		`"exchange":"gateio","data"`, `{"type":"exchange:status","exchange":"gateio"`} {
+		i := strings.Index(body, part)
+		if i < 0 {
+			t.Fatalf("the read after the 101: %q, want %s in it", body, part)
+		}
+		order = append(order, body[i:])
+	}
+	for i := 1; i < len(order); i++ {
+		if len(order[i]) >= len(order[i-1]) {
+			t.Fatalf("the read after the 101: %q, want the reply, then each exchange's snapshot and status, in name order", body)
+		}
+	}
+}

@@ -56,8 +56,9 @@ func stuckConn(t *testing.T, cfg *Config) (*Conn, *memSock, *bufio.Reader, <-cha
 	c := accept(t, sock, cfg)
 	readDone := startReader(c)
 	if r := c.Deliver(labelled("a0", 10_000)); r != Queued {
-		t.Fatalf("a0: Deliver = %d, want Queued (the socket takes 4 KB)", r)
+		t.Fatalf("a0: Deliver = %d, want Queued (the 101 is held back)", r)
 	}
+	c.FinishHandshake() // the socket takes 4 KB: the writer is stuck in a0
 	sock.waitBlocked()
 	br := bufio.NewReader(&drainReader{s: sock, rng: mrand.New(mrand.NewPCG(1, 9))})
 	return c, sock, br, readDone

@@ -83,6 +83,10 @@ const writerIdle = 5 * time.Second
 // that WriteTimeout is how long a client may take to drain that much.
 const maxBatchBytes = 256 << 10
 
+// maxJoinBytes bounds what FinishHandshake copies into one buffer behind
+// the 101: about what a fresh socket's send buffer takes at once.
+const maxJoinBytes = 64 << 10
+
 // Conn is one client connection. The library reads and produces its
 // control frames; the Conn writes everything.
 type Conn struct {
@@ -268,22 +272,16 @@ func (c *Conn) Deliver(f *Frame) Result {
 	if owed {
 		c.burst--
 	}
-	if c.idleLocked() {
-		if c.head != nil {
-			// The first frame carries the 101: one write, one wake-up.
-			wire := append(c.head, f.Wire...)
-			c.head = nil
-			return c.writeOrHoldLocked(wire, f)
-		}
-		if c.raw != nil {
-			return c.writeOrHoldLocked(f.Wire, f)
-		}
+	if c.head == nil && c.raw != nil && c.idleLocked() {
+		return c.writeOrHoldLocked(f.Wire, f)
 	}
 	if len(c.queue) >= c.limit && !owed {
 		return c.overflowLocked(f)
 	}
 	c.queue = append(c.queue, f)
-	c.kickLocked()
+	if c.head == nil {
+		c.kickLocked()
+	} // else the frame waits for the 101: FinishHandshake sends them together
 	c.mu.Unlock()
 	return Queued
 }
@@ -508,21 +506,46 @@ func (c *Conn) closeSocket() {
 	_ = c.sock.Close()
 }
 
-// FinishHandshake sends the held-back 101 if no frame has taken it yet.
+// FinishHandshake sends the held-back 101, joined in one write by the
+// frames delivered since Accept (a connect-time subscription's reply,
+// snapshots and statuses), as many as fit in maxJoinBytes: a client gets
+// what it is owed on connecting in one segment, without a wake-up of the
+// writer. A live pong among them ends the join (the writer accounts for
+// it), and so does anything already waiting for the writer.
 func (c *Conn) FinishHandshake() {
 	c.mu.Lock()
 	if c.head == nil || c.dead {
 		c.mu.Unlock()
 		return
 	}
-	if c.idleLocked() {
-		head := c.head
-		c.head = nil
-		c.writeOrHoldLocked(head, nil)
+	if c.writer == writerActive || c.partial != nil || len(c.ctrl) > 0 || c.closeOut != nil || c.raw == nil {
+		c.kickLocked() // the writer sends it ahead of the rest
+		c.mu.Unlock()
 		return
 	}
-	c.kickLocked() // the writer sends it ahead of the rest
-	c.mu.Unlock()
+	size, k := len(c.head), 0
+	for k < len(c.queue) && c.queue[k].Received.IsZero() && size+len(c.queue[k].Wire) <= maxJoinBytes {
+		size += len(c.queue[k].Wire)
+		k++
+	}
+	head, wire := c.head, c.head
+	c.head = nil
+	if k > 0 {
+		wire = make([]byte, 0, size)
+		wire = append(wire, head...)
+		for _, f := range c.queue[:k] {
+			wire = append(wire, f.Wire...)
+		}
+		rest := copy(c.queue, c.queue[k:])
+		clear(c.queue[rest:])
+		c.queue = c.queue[:rest]
+	}
+	if len(c.queue) > 0 {
+		c.kickLocked() // it waits for the lock, so goes on after wire
+	} else {
+		c.limit = c.cfg.SendQueue // a Burst's room is spent
+	}
+	c.writeOrHoldLocked(wire, nil)
 }
 
 // Finish ends the connection once the reader is done: what must still go

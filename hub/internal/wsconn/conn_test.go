@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,5 +459,58 @@ func cutRound(t *testing.T, seed uint64) {
 	}
 	if d, x := obs.delivered.Load(), obs.dropped.Load(); d != int64(next) || d+x != int64(handed) {
 		t.Fatalf("delivered %d, dropped %d; the client got %d of %d", d, x, next, handed)
+	}
+}
+
+// Frames delivered before FinishHandshake wait for the 101; it then
+// writes them behind the 101 in one write, up to the first live pong,
+// which the writer sends with the rest: all in the order delivered, the
+// live pong counted once.
+func TestFinishHandshakeJoinsWhatIsOwed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := &counter{}
+	c := accept(t, server, testConfig(obs))
+	readDone := startReader(c)
+	for _, label := range []string{"r1", "r2", "a1", "r3"} {
+		if r := c.Deliver(labelled(label, 0)); r != Queued {
+			t.Fatalf("%s: Deliver = %d, want Queued until FinishHandshake", label, r)
+		}
+	}
+	_ = client.SetReadDeadline(time.Now().Add(hubtest.ReadTimeout))
+	c.FinishHandshake()
+	// The first read returns at least the one write: the 101, r1 and r2.
+	// (Whether the writer's a1 is in it too depends on timing.)
+	buf := make([]byte, 4096)
+	n, err := client.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := string(buf[:n])
+	if !strings.HasPrefix(first, "HTTP/1.1 101") || !strings.Contains(first, `"r1:"`) || !strings.Contains(first, `"r2:"`) {
+		t.Fatalf("first read %q, want the 101 with r1 and r2", first)
+	}
+	c.Close(flushClose)
+	br := bufio.NewReader(io.MultiReader(strings.NewReader(first), client))
+	labels, code, _ := readLabels(t, br)
+	if got := strings.Join(labels, " "); got != "r1 r2 a1 r3" || code != wsframe.CloseNormal {
+		t.Fatalf("the client got %q and close %d, want r1 r2 a1 r3 and %d", got, code, wsframe.CloseNormal)
+	}
+	_ = client.Close()
+	<-readDone
+	if d := obs.delivered.Load(); d != 1 {
+		t.Fatalf("%d pongs counted delivered, want 1 (a1)", d)
 	}
 }
