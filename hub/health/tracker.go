@@ -49,12 +49,12 @@ type Tracker struct {
 	alertMs      float64
 	staleReason  string
 
-	mu        sync.RWMutex
-	byName    map[string]*exchange
-	known     []string // exchanges with a status, sorted
-	stale     deadlines
-	forget    deadlines
-	counts    Counts
+	mu     sync.RWMutex
+	byName map[string]*exchange
+	known  []string // exchanges with a status, sorted
+	stale  deadlines
+	forget deadlines
+	counts Counts
 }
 
 // exchange is one tracked exchange. Every field is guarded by the
