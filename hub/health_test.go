@@ -112,7 +112,7 @@ func TestStatusTransitions(t *testing.T) {
 	if m := c.Read(); m.Status != "up" || m.Previous != "stale" {
 		t.Fatalf("after a pong: %s, want up after stale", m.Raw)
 	}
-	if got := testGauge(s.metrics.Exchanges.WithLabelValues("up")); got != 1 {
+	if got := exchangesGauge(t, s.metrics, "up"); got != 1 {
 		t.Fatalf("exchanges{up} = %v, want 1", got)
 	}
 	other.Send(map[string]any{"type": "ping", "id": "end"})

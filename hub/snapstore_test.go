@@ -16,12 +16,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/hubtest"
 	"github.com/pongcast/pongcast/protocol"
 )
 
-// snapBase is a receive time the tests count from.
-var snapBase = time.UnixMilli(1_765_738_899_000)
+// snapBase is a receive time the tests count from: a recent one, as a
+// value received longer than the horizon ago is deleted from the hash.
+var snapBase = time.Now().Truncate(time.Second)
 
 // snapEnv returns the envelope of a pong of exchange received at
 // snapBase+ms, with the same data each time but for a tag.
@@ -333,15 +335,18 @@ func TestSnapshotStoreRedisRestart(t *testing.T) {
 
 // TestSnapshotStoreLoadSkipsJunk: LoadAll returns the good fields and
 // skips, and counts by reason, every other: what any client of the Redis
-// may have written there.
+// may have written there. A value received longer than the horizon ago
+// ("old") is deleted from the hash, and counted as forgotten.
 func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 	url := hubtest.RedisURL(t)
 	prefix, admin := snapHash(t, url)
 	s, _ := newTestSnapStore(t, url, prefix, snapshotStoreOptions{MaxMessageBytes: 1024})
+	jm := snapBase.UnixMilli() // a time of junk that is not too old to read
+	jms := strconv.FormatInt(jm, 10)
 	bigEnv := func(n int) string { // an envelope of n bytes
 		env := func(pad int) string {
 			data := `{"pad":"` + strings.Repeat("p", pad) + `"}`
-			return string(protocol.AppendEnvelope(nil, "big", []byte(data), 1700))
+			return string(protocol.AppendEnvelope(nil, "big", []byte(data), jm))
 		}
 		return env(n - len(env(0)))
 	}
@@ -355,17 +360,19 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 		{"plain", "hello", "value"},
 		{"letters", "12a:" + string(snapEnv("letters", 1, "")), "value"},
 		{"sixteen", "1234567890123456:{}", "value"},
-		{"zero", "0:{}", "value"},
+		{"zero", "0:{}", "old"},
+		{"yesterday", snapValue("yesterday", -25*time.Hour.Milliseconds(), ""), "old"},
+		{"dayold", snapValue("dayold", -health.DefaultForgetAfter.Milliseconds()-1, ""), "old"},
 		{"nocolon", strconv.FormatInt(snapBase.UnixMilli(), 10), "value"},
-		{"notjson", "1700:{nope", "envelope"},
-		{"array", "1700:[1]", "envelope"},
-		{"other", "1700:" + string(protocol.AppendEnvelope(nil, "gateio", []byte(`{}`), 1700)), "envelope"},
-		{"skew", "1700:" + string(protocol.AppendEnvelope(nil, "skew", []byte(`{}`), 1800)), "envelope"},
-		{"trailing", "1700:" + string(protocol.AppendEnvelope(nil, "trailing", []byte(`{}`), 1700)) + "x", "envelope"},
-		{"notpong", `1700:{"type":"pong","exchange":"notpong","timestamp":1700}`, "envelope"},
+		{"notjson", jms + ":{nope", "envelope"},
+		{"array", jms + ":[1]", "envelope"},
+		{"other", jms + ":" + string(protocol.AppendEnvelope(nil, "gateio", []byte(`{}`), jm)), "envelope"},
+		{"skew", jms + ":" + string(protocol.AppendEnvelope(nil, "skew", []byte(`{}`), jm+100)), "envelope"},
+		{"trailing", jms + ":" + string(protocol.AppendEnvelope(nil, "trailing", []byte(`{}`), jm)) + "x", "envelope"},
+		{"notpong", jms + `:{"type":"pong","exchange":"notpong","timestamp":` + jms + `}`, "envelope"},
 		{"ahead", "99999999999999:" + string(protocol.AppendEnvelope(nil, "ahead", []byte(`{}`), 99999999999999)), "future"},
-		{"big", "1700:" + bigEnv(1030), "size"},    // past the cap, within what the script lets out
-		{"huge", "1700:" + bigEnv(100000), "size"}, // kept in Redis by the script
+		{"big", jms + ":" + bigEnv(1030), "size"},    // past the cap, within what the script lets out
+		{"huge", jms + ":" + bigEnv(100000), "size"}, // kept in Redis by the script
 	}
 	want := map[string]uint64{}
 	for _, f := range fields {
@@ -391,6 +398,14 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 	for _, r := range snapshotSkipReasons {
 		if n := s.Counts().LoadSkipped[r]; n != want[r] {
 			t.Errorf("skipped for %s: %d, want %d", r, n, want[r])
+		}
+	}
+	if n := s.Counts().Forgotten; n != want["old"] {
+		t.Errorf("forgotten %d, want %d", n, want["old"])
+	}
+	for _, f := range fields {
+		if kept := admin.HExists(context.Background(), s.Key(), f.field).Val(); kept != (f.reason != "old") {
+			t.Errorf("field %.20q in the hash after the load: %v", f.field, kept)
 		}
 	}
 }
@@ -473,10 +488,14 @@ func TestSnapshotStoreMetrics(t *testing.T) {
 			continue
 		}
 		for _, mt := range f.GetMetric() {
-			found[f.GetName()+"{"+mt.GetLabel()[0].GetValue()+"}"] = mt.GetCounter().GetValue()
+			name := f.GetName()
+			if l := mt.GetLabel(); len(l) > 0 {
+				name += "{" + l[0].GetValue() + "}"
+			}
+			found[name] = mt.GetCounter().GetValue()
 		}
 	}
-	if len(found) != 2+len(snapshotDropReasons)+len(snapshotSkipReasons) ||
+	if len(found) != 3+len(snapshotDropReasons)+len(snapshotSkipReasons) ||
 		found["pongcast_snapshot_dropped_total{time}"] != 1 || found["pongcast_snapshot_writes_total{ok}"] != 0 {
 		t.Errorf("metrics %v", found)
 	}

@@ -169,6 +169,10 @@ func (t *Tracker) Forget(now time.Time, dst []string) []string {
 	return dst
 }
 
+// Horizon is how long after its last pong a stale exchange is forgotten:
+// ForgetAfter, or StaleAfter if that is longer.
+func (t *Tracker) Horizon() time.Duration { return time.Duration(t.forgetMs) * time.Millisecond }
+
 // NextForget returns the earliest time Forget has an exchange to drop;
 // false when no exchange is stale.
 func (t *Tracker) NextForget() (time.Time, bool) {
