@@ -565,3 +565,66 @@ func BenchmarkSnapshotLoadAll1000(b *testing.B) {
 		}
 	}
 }
+
+// TestSnapshotStoreSweepsOldWhenFull: a write that finds the hash full
+// deletes the values older than the horizon first, so a new exchange
+// gets in; it sweeps once a minute at most. A value older than the
+// horizon is not written.
+func TestSnapshotStoreSweepsOldWhenFull(t *testing.T) {
+	url := hubtest.RedisURL(t)
+	prefix, admin := snapHash(t, url)
+	ctx := context.Background()
+	s := startSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 2})
+	old := -25 * time.Hour.Milliseconds()
+	admin.HSet(ctx, s.Key(), "old", snapValue("old", old, ""), "b", snapValue("b", 0, ""))
+	s.Save("c", snapEnv("c", 1, ""), snapAt(1))
+	waitForValue(t, admin, s.Key(), "c", snapValue("c", 1, ""))
+	if admin.HExists(ctx, s.Key(), "old").Val() || !admin.HExists(ctx, s.Key(), "b").Val() {
+		t.Errorf("after the sweep: fields %v, want b and c", admin.HKeys(ctx, s.Key()).Val())
+	}
+	if c := s.Counts(); c.Forgotten != 1 || c.Dropped["hash_full"] != 0 {
+		t.Errorf("counts %+v, want one forgotten", c)
+	}
+
+	// Within the minute: full, and not swept again.
+	admin.HSet(ctx, s.Key(), "old2", snapValue("old2", old, ""))
+	s.Save("d", snapEnv("d", 1, ""), snapAt(1))
+	waitFor(t, "the write of d", func() bool { return s.Counts().WritesOK == 2 })
+	if c := s.Counts(); c.Dropped["hash_full"] != 1 || c.Forgotten != 1 || !admin.HExists(ctx, s.Key(), "old2").Val() {
+		t.Errorf("counts %+v, want d refused, old2 kept", c)
+	}
+
+	other := startSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 2})
+	other.Save("b", snapEnv("b", old, "stale"), snapAt(old))
+	waitFor(t, "the write of b", func() bool { return other.Counts().WritesOK == 1 })
+	if c := other.Counts(); c.Dropped["old"] != 1 || admin.HGet(ctx, s.Key(), "b").Val() != snapValue("b", 0, "") {
+		t.Errorf("counts %+v, want the old value of b not written", c)
+	}
+}
+
+// TestSnapshotStoreForget: Forget drops an exchange's slot and its
+// pending write, so its room goes to another exchange; a slot with a
+// value newer than the cutoff stays.
+func TestSnapshotStoreForget(t *testing.T) {
+	url := hubtest.RedisURL(t)
+	prefix, admin := snapHash(t, url)
+	s, run := newTestSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 1})
+	s.Save("a", snapEnv("a", 5, ""), snapAt(5))
+	s.Forget([]string{"a"}, snapAt(4))
+	if s.pending() != 1 {
+		t.Fatal("a slot newer than the cutoff was forgotten")
+	}
+	s.Forget([]string{"a", "never-saved"}, snapAt(5))
+	if s.pending() != 0 {
+		t.Fatal("the write of a forgotten slot is still pending")
+	}
+	s.Save("b", snapEnv("b", 6, ""), snapAt(6))
+	if c := s.Counts(); s.pending() != 1 || c.Dropped["exchanges"] != 0 {
+		t.Fatalf("b after a was forgotten: pending %d, counts %+v", s.pending(), c)
+	}
+	run()
+	waitForValue(t, admin, s.Key(), "b", snapValue("b", 6, ""))
+	if admin.HExists(context.Background(), s.Key(), "a").Val() {
+		t.Error("a forgotten slot was written")
+	}
+}
