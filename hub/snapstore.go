@@ -602,12 +602,12 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 	oldest := now.Add(-s.opts.ForgetAfter).UnixMilli()
 	var (
 		forgotten int
-		out     []StoredSnapshot
-		index   = map[string]int{} // exchange → its place in out: HSCAN may repeat a field
-		scanned int
-		read    int // bytes
-		skipped int
-		cursor  = "0"
+		out       []StoredSnapshot
+		index     = map[string]int{} // exchange → its place in out: HSCAN may repeat a field
+		scanned   int
+		read      int // bytes
+		skipped   int
+		cursor    = "0"
 	)
 	skip := func(reason int, field string) {
 		skipped++
