@@ -25,8 +25,8 @@ type lockedLogCheck struct {
 }
 
 func (h *lockedLogCheck) Enabled(context.Context, slog.Level) bool { return true }
-func (h *lockedLogCheck) WithAttrs([]slog.Attr) slog.Handler      { return h }
-func (h *lockedLogCheck) WithGroup(string) slog.Handler           { return h }
+func (h *lockedLogCheck) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *lockedLogCheck) WithGroup(string) slog.Handler            { return h }
 
 func (h *lockedLogCheck) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != h.message {
