@@ -97,8 +97,9 @@ const (
 // sweep; then exchange, value pairs. A stored value without a
 // well-formed, believable time is replaced; a value older than the
 // oldest is not written. The first new field that finds the hash full
-// makes it sweep, if it may: delete every value older than the oldest.
-// It returns how many values it stored, how many new fields it refused
+// makes it sweep, if it may: delete every value older than the oldest
+// (unless the Redis user may not run HKEYS or HDEL: then it does not
+// sweep, and the write goes on). It returns how many values it stored, how many new fields it refused
 // for the bound, how many values it left out as too old, whether it
 // swept (1) and how many fields the sweep deleted.
 var snapshotWriteScript = redis.NewScript(`
@@ -108,10 +109,12 @@ local oldest = tonumber(ARGV[3])
 local maySweep = ARGV[4] == '1'
 local stored, full, old, swept, removed = 0, 0, 0, 0, 0
 local function sweep()
-  for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local fields = redis.pcall('HKEYS', KEYS[1])
+  if fields.err then return end
+  for _, f in ipairs(fields) do
     local ms = string.match(redis.call('HGET', KEYS[1], f), '^(%d+):')
     if ms and #ms <= 15 and tonumber(ms) < oldest then
-      redis.call('HDEL', KEYS[1], f)
+      if type(redis.pcall('HDEL', KEYS[1], f)) ~= 'number' then return end
       removed = removed + 1
     end
   end
@@ -142,7 +145,8 @@ return {stored, full, old, swept, removed}
 // length, an integer, and a field is cut to one byte past the longest
 // valid name. A value received before the oldest time kept is deleted
 // instead (in the script: a newer value another instance writes
-// meanwhile is never deleted). KEYS[1] is the hash; ARGV the cursor, the
+// meanwhile is never deleted); if the Redis user may not run HDEL, it
+// is returned, for LoadAll to skip. KEYS[1] is the hash; ARGV the cursor, the
 // COUNT hint, the largest value wanted and the oldest time kept (Unix
 // ms). It returns the next cursor, how many fields it deleted, then
 // field, value pairs.
@@ -155,8 +159,7 @@ local kv = page[2]
 for i = 1, #kv, 2 do
   local f, v = kv[i], kv[i+1]
   local ms = string.match(v, '^(%d+):')
-  if ms and #ms <= 15 and tonumber(ms) < oldest then
-    redis.call('HDEL', KEYS[1], f)
+  if ms and #ms <= 15 and tonumber(ms) < oldest and type(redis.pcall('HDEL', KEYS[1], f)) == 'number' then
     out[2] = out[2] + 1
   else
     if #f > 65 then f = string.sub(f, 1, 65) end
@@ -187,10 +190,11 @@ const (
 	snapSkipEnvelope        // not a pong envelope of this exchange and time
 	snapSkipFuture          // received more than snapshotMaxSkew from now
 	snapSkipLimit           // past MaxExchanges loaded or the scan bound
+	snapSkipOld             // received longer than the horizon ago, and not deleted (no HDEL right)
 	numSnapSkips
 )
 
-var snapshotSkipReasons = [numSnapSkips]string{"name", "value", "size", "envelope", "future", "limit"}
+var snapshotSkipReasons = [numSnapSkips]string{"name", "value", "size", "envelope", "future", "limit", "old"}
 
 // snapshotStoreOptions configure a snapshotStore; every zero value means
 // the default named in its comment.
@@ -654,6 +658,9 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 			case ms > latest:
 				skip(snapSkipFuture, field)
 				continue
+			case ms < oldest:
+				skip(snapSkipOld, field)
+				continue
 			}
 			snap := StoredSnapshot{Exchange: field, Envelope: []byte(env), Received: time.UnixMilli(ms)}
 			if j, seen := index[field]; seen {
@@ -787,7 +794,7 @@ var (
 	snapshotForgottenDesc = prometheus.NewDesc("pongcast_snapshot_forgotten_total",
 		"Fields of the Redis snapshot hash deleted because their pong was received longer than 24h ago: at start, or when the hash is full.", nil, nil)
 	snapshotSkippedDesc = prometheus.NewDesc("pongcast_snapshot_load_skipped_total",
-		"Fields of the Redis snapshot hash skipped at start, by reason: name, value (not <ms>:<envelope>), size, envelope, future (a receive time ahead of this instance's clock by more than a minute), limit.", []string{"reason"}, nil)
+		"Fields of the Redis snapshot hash skipped at start, by reason: name, value (not <ms>:<envelope>), size, envelope, future (a receive time ahead of this instance's clock by more than a minute), limit, old (received longer than 24h ago, and not deleted: the Redis user may not HDEL).", []string{"reason"}, nil)
 )
 
 // Collector returns the store's metrics as a prometheus.Collector, for

@@ -336,7 +336,7 @@ func TestSnapshotStoreRedisRestart(t *testing.T) {
 // TestSnapshotStoreLoadSkipsJunk: LoadAll returns the good fields and
 // skips, and counts by reason, every other: what any client of the Redis
 // may have written there. A value received longer than the horizon ago
-// ("old") is deleted from the hash, and counted as forgotten.
+// is deleted from the hash, and counted as forgotten.
 func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 	url := hubtest.RedisURL(t)
 	prefix, admin := snapHash(t, url)
@@ -360,9 +360,9 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 		{"plain", "hello", "value"},
 		{"letters", "12a:" + string(snapEnv("letters", 1, "")), "value"},
 		{"sixteen", "1234567890123456:{}", "value"},
-		{"zero", "0:{}", "old"},
-		{"yesterday", snapValue("yesterday", -25*time.Hour.Milliseconds(), ""), "old"},
-		{"dayold", snapValue("dayold", -health.DefaultForgetAfter.Milliseconds()-1, ""), "old"},
+		{"zero", "0:{}", "deleted"},
+		{"yesterday", snapValue("yesterday", -25*time.Hour.Milliseconds(), ""), "deleted"},
+		{"dayold", snapValue("dayold", -health.DefaultForgetAfter.Milliseconds()-1, ""), "deleted"},
 		{"nocolon", strconv.FormatInt(snapBase.UnixMilli(), 10), "value"},
 		{"notjson", jms + ":{nope", "envelope"},
 		{"array", jms + ":[1]", "envelope"},
@@ -400,11 +400,11 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 			t.Errorf("skipped for %s: %d, want %d", r, n, want[r])
 		}
 	}
-	if n := s.Counts().Forgotten; n != want["old"] {
-		t.Errorf("forgotten %d, want %d", n, want["old"])
+	if n := s.Counts().Forgotten; n != want["deleted"] {
+		t.Errorf("forgotten %d, want %d", n, want["deleted"])
 	}
 	for _, f := range fields {
-		if kept := admin.HExists(context.Background(), s.Key(), f.field).Val(); kept != (f.reason != "old") {
+		if kept := admin.HExists(context.Background(), s.Key(), f.field).Val(); kept != (f.reason != "deleted") {
 			t.Errorf("field %.20q in the hash after the load: %v", f.field, kept)
 		}
 	}
