@@ -20,7 +20,7 @@
 // made up free their slots a day later.
 //
 // Concurrency: a Tracker is safe for concurrent use, under one
-// sync.RWMutex. Observe, Merge and Expire take it for writing and do
+// sync.RWMutex. Observe, Merge, Expire and Forget take it for writing and do
 // O(log n) work (a map lookup, a few buckets, a heap fix, a copy of one
 // envelope); the reads (Snapshot, Status, Stats, Seen, Counts) take it
 // for reading, each for one exchange at most, so a reader delays the
