@@ -29,7 +29,10 @@ func BenchmarkRoute(b *testing.B) {
 	}
 }
 
-func benchRoute(b *testing.B, n int) {
+// sinkServer is a server with n subscribers of gateio over in-memory
+// connections, their writers warmed up; wait(w) returns once w frames
+// have been written in all. Shutdown when done.
+func sinkServer(b *testing.B, n int) (s *Server, written *atomic.Int64, wait func(int64)) {
 	s, err := NewServer(Options{
 		Verifier:  hubtest.Verifier(b),
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -38,23 +41,23 @@ func benchRoute(b *testing.B, n int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Shutdown(context.Background())
+	b.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	tok := hubtest.Token(b, "bench", time.Hour, "*")
-	var written atomic.Int64
+	written = new(atomic.Int64)
 	sinks := make([]*sinkConn, n)
 	for i := range sinks {
-		c, code := connectSink(s, tok, "exchanges=gateio", &written)
+		c, code := connectSink(s, tok, "exchanges=gateio", written)
 		if code != 101 && code != 200 {
 			b.Fatalf("handshake %d: HTTP %d", i, code)
 		}
 		sinks[i] = c
 	}
-	defer func() {
+	b.Cleanup(func() {
 		for _, c := range sinks {
 			c.Close()
 		}
-	}()
-	wait := func(want int64) {
+	})
+	wait = func(want int64) {
 		for written.Load() < want {
 			runtime.Gosched()
 		}
@@ -66,6 +69,11 @@ func benchRoute(b *testing.B, n int) {
 		_ = s.Publish(benchPong)
 	}
 	wait(4 * int64(n))
+	return s, written, wait
+}
+
+func benchRoute(b *testing.B, n int) {
+	s, written, wait := sinkServer(b, n)
 
 	// What a pong costs with nobody to deliver to: validation, envelope,
 	// frame. The rest of the allocations are per delivery.
@@ -98,6 +106,44 @@ func benchRoute(b *testing.B, n int) {
 	b.ReportMetric(perPong, "allocs/pong")
 	b.ReportMetric((testCounter(s.metrics.PongsRouted)-routed0)/float64(pongs), "envelopes/pong")
 	b.ReportMetric(deliveries/b.Elapsed().Seconds(), "deliveries/s")
+}
+
+// BenchmarkWriteLockDuringFanout: how long a taker of the hub's write
+// lock (a subscribe, an unsubscribe, the health timer) waits while pongs
+// fan out back to back to n subscribers, each delivered to all before the
+// next: ns/op is one take of the lock, max-ns the longest.
+func BenchmarkWriteLockDuringFanout(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			s, written, wait := sinkServer(b, n)
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					next := written.Load() + int64(n)
+					_ = s.Publish(benchPong)
+					wait(next)
+				}
+			}()
+			var longest time.Duration
+			for b.Loop() {
+				start := time.Now()
+				s.hub.mu.Lock()
+				s.hub.mu.Unlock()
+				longest = max(longest, time.Since(start))
+			}
+			b.StopTimer()
+			close(stop)
+			<-done
+			b.ReportMetric(float64(longest.Nanoseconds()), "max-ns")
+		})
+	}
 }
 
 var benchPongNobody = []byte(`{"exchange":"nobody","latency":45,"timestamp":1765738899909,"status":"connected"}`)

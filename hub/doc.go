@@ -12,8 +12,10 @@
 // Each client has exactly one reader goroutine, which alone tears its
 // session down. The routing goroutines hand a pong's frame to every
 // subscriber's connection, which writes it at once if the socket has room
-// or queues it for its own writer goroutine; neither waits on a socket,
-// and no lock of the hub is held while delivering. A full queue closes
-// the client as a slow consumer. One watchdog goroutine applies every
+// or queues it for its own writer goroutine; neither waits on a socket.
+// Delivery happens under the hub's lock (pongs share it for reading), so
+// that a pong is wholly before or after each subscribe and unsubscribe;
+// nothing is logged under it. A full queue closes the client as a slow
+// consumer. One watchdog goroutine applies every
 // connection's time limits.
 package hub

@@ -21,8 +21,48 @@ import (
 // publishPong publishes a pong of exchange with a latency and a status.
 func (s *testServer) publishPong(t *testing.T, exchange string, latency int, status string) {
 	t.Helper()
-	if err := s.Publish([]byte(fmt.Sprintf(`{"exchange":%q,"latency":%d,"status":%q}`, exchange, latency, status))); err != nil {
+	if err := s.Publish([]byte(pongJSON(exchange, latency, status))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// pongJSON is a connector's pong of exchange with a latency and a status.
+func pongJSON(exchange string, latency int, status string) string {
+	return fmt.Sprintf(`{"exchange":%q,"latency":%d,"status":%q}`, exchange, latency, status)
+}
+
+// pongFeed is one way a test's pongs reach a server: start returns the
+// server and the function that publishes a payload to it.
+type pongFeed struct {
+	name  string
+	start func(t *testing.T, opts Options) (*testServer, func(t *testing.T, payload string))
+}
+
+// pongFeeds are Server.Publish, in process, and PUBLISH through Redis and
+// the real feed: a test run on both covers the path pongs really take.
+var pongFeeds = []pongFeed{
+	{"publish", func(t *testing.T, opts Options) (*testServer, func(*testing.T, string)) {
+		s := newTestServer(t, opts)
+		return s, func(t *testing.T, payload string) {
+			t.Helper()
+			if err := s.Publish([]byte(payload)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}},
+	{"redis", func(t *testing.T, opts Options) (*testServer, func(*testing.T, string)) {
+		s := newRedisServer(t, opts)
+		return s.testServer, s.publishRedis
+	}},
+}
+
+// runOnFeeds runs test once per pongFeed, as subtests.
+func runOnFeeds(t *testing.T, opts Options, test func(t *testing.T, s *testServer, publish func(*testing.T, string))) {
+	for _, feed := range pongFeeds {
+		t.Run(feed.name, func(t *testing.T) {
+			s, publish := feed.start(t, opts)
+			test(t, s, publish)
+		})
 	}
 }
 
@@ -72,9 +112,12 @@ func TestSnapshotAndStatusOnSubscribe(t *testing.T) {
 
 // Every transition reaches the exchange's subscribers once, in order,
 // with previous, since and reason; a client whose token does not allow
-// the exchange hears none of it.
+// the exchange hears none of it. In process and through Redis.
 func TestStatusTransitions(t *testing.T) {
-	s := newTestServer(t, Options{StaleAfter: 300 * time.Millisecond, LatencyAlertMs: 100})
+	runOnFeeds(t, Options{StaleAfter: 300 * time.Millisecond, LatencyAlertMs: 100}, statusTransitions)
+}
+
+func statusTransitions(t *testing.T, s *testServer, publish func(*testing.T, string)) {
 	c := s.dial(t, "exchanges=gateio", "gateio")
 	c.ReadType("subscribed")
 	other := s.dial(t, "", "binance")
@@ -93,7 +136,7 @@ func TestStatusTransitions(t *testing.T) {
 		{5, "connected", "up", "down", "pong received"},
 	}
 	for i, st := range steps {
-		s.publishPong(t, "gateio", st.latency, st.status)
+		publish(t, pongJSON("gateio", st.latency, st.status))
 		if m := c.Read(); m.Type != "exchange:pong" || latencyOf(t, m) != st.latency {
 			t.Fatalf("step %d: %s, want the pong", i, m.Raw)
 		}
@@ -107,12 +150,12 @@ func TestStatusTransitions(t *testing.T) {
 	if m.Type != "exchange:status" || m.Status != "stale" || m.Previous != "up" || m.Reason != "no pong for 300ms" {
 		t.Fatalf("after silence: %s, want stale", m.Raw)
 	}
-	s.publishPong(t, "gateio", 5, "connected")
+	publish(t, pongJSON("gateio", 5, "connected"))
 	c.ReadType("exchange:pong")
 	if m := c.Read(); m.Status != "up" || m.Previous != "stale" {
 		t.Fatalf("after a pong: %s, want up after stale", m.Raw)
 	}
-	if got := testGauge(s.metrics.Exchanges.WithLabelValues("up")); got != 1 {
+	if got := exchangesGauge(t, s.metrics, "up"); got != 1 {
 		t.Fatalf("exchanges{up} = %v, want 1", got)
 	}
 	other.Send(map[string]any{"type": "ping", "id": "end"})
@@ -163,13 +206,24 @@ func TestSnapshotNeverFollowsANewerLivePong(t *testing.T) {
 }
 
 // Statistics over a window, by message and by HTTP, only for exchanges
-// the token allows.
+// the token allows. In process and through Redis.
 func TestStatsByMessageAndHTTP(t *testing.T) {
-	s := newTestServer(t, Options{})
-	for _, lat := range []int{10, 20, 30, 40, 100} {
-		s.publishPong(t, "gateio", lat, "connected")
+	runOnFeeds(t, Options{}, statsByMessageAndHTTP)
+}
+
+func statsByMessageAndHTTP(t *testing.T, s *testServer, publish func(*testing.T, string)) {
+	// The watcher sees each pong routed: through Redis they arrive
+	// after PUBLISH returns.
+	watcher := s.dial(t, "exchanges=*", "*")
+	watcher.ReadType("subscribed")
+	lats := []int{10, 20, 30, 40, 100}
+	for _, lat := range lats {
+		publish(t, pongJSON("gateio", lat, "connected"))
 	}
-	s.publishPong(t, "binance", 7, "connected")
+	publish(t, pongJSON("binance", 7, "connected"))
+	for range len(lats) + 1 {
+		watcher.ReadType("exchange:pong")
+	}
 	c := s.dial(t, "", "gateio")
 	c.Send(map[string]any{"type": "stats", "window": "1m", "id": "q"})
 	m := c.ReadType("stats")
@@ -308,8 +362,11 @@ func TestWildcardGetsMergedSnapshots(t *testing.T) {
 // A server given a Redis URL but never run starts no goroutine that
 // outlives its Shutdown (go-redis starts some of its own).
 func TestServerNeverRunLeaksNothing(t *testing.T) {
+	// The embedded Redis, when there is no real one, runs until the test's
+	// cleanup: started before the goroutines are counted.
+	url := hubtest.RedisURL(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	srv, err := NewServer(Options{Verifier: hubtest.Verifier(t), RedisURL: hubtest.RedisURL(t), Channel: hubtest.Channel(t)})
+	srv, err := NewServer(Options{Verifier: hubtest.Verifier(t), RedisURL: url, Channel: hubtest.Channel(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,17 @@ func (f *healthFrames) appendLast(out []*wsconn.Frame, tracker *health.Tracker, 
 	return out
 }
 
+// forget drops the frames of exchanges the tracker has forgotten: the
+// cache holds no more names than the tracker.
+func (f *healthFrames) forget(names []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, name := range names {
+		delete(f.snapshots, name)
+		delete(f.statuses, name)
+	}
+}
+
 // status returns the framed exchange:status message of tr, built once per
 // transition and shared by every receiver.
 func (f *healthFrames) status(tr health.Transition) *wsconn.Frame {

@@ -37,13 +37,22 @@ func (t *healthTimer) run() {
 		case <-t.stop:
 			return
 		case now := <-timer.C:
-			t.srv.hub.expire(now)
+			t.srv.expireHealth(now)
 			wait := healthMaxWait
 			if next, ok := t.srv.hub.health.NextDeadline(); ok {
 				wait = min(wait, max(time.Until(next), time.Millisecond))
 			}
 			timer.Reset(wait)
 		}
+	}
+}
+
+// expireHealth sends the statuses due by now, and forgets the exchanges
+// past the horizon, in the snapshot store too.
+func (s *Server) expireHealth(now time.Time) {
+	forgotten := s.hub.expire(now)
+	if len(forgotten) > 0 && s.snaps != nil {
+		s.snaps.Forget(forgotten, now.Add(-s.hub.health.Horizon()))
 	}
 }
 

@@ -33,11 +33,13 @@ var (
 type Hub struct {
 	metrics          *Metrics
 	maxSubscriptions int
-	// health is told of every pong under the read lock, and read for
-	// snapshots under the write lock of a subscribe, so that each pong is
-	// either wholly before a subscribe (in its snapshot, the client not
-	// among its receivers) or wholly after (delivered live, queued behind
-	// the snapshot): never both, never an older snapshot after it.
+	// health is told of every pong, and the pong delivered, under one
+	// read lock; it is read for snapshots under the write lock of a
+	// subscribe, so that each pong is either wholly before a subscribe or
+	// unsubscribe (in its snapshot, the client not among its receivers,
+	// or delivered before the unsubscribe took effect) or wholly after
+	// (delivered live, queued behind the snapshot): never both, never an
+	// older snapshot after it.
 	health *health.Tracker
 	frames *healthFrames
 
@@ -287,23 +289,27 @@ func (h *Hub) removeRouteLocked(s *session, name string) bool {
 // publish tells the health tracker of one pong, delivers its frame f to
 // every subscriber of its exchange, then, if the pong changed the
 // exchange's status, the exchange:status message. It returns how many
-// took the pong, and what the tracker made of it. The subscribers are copied under the read lock (with the
-// tracker told under it too: see Hub.health) and served after it is
-// released: no lock of the hub is held while writing to a socket, and
-// delivery never blocks (see wsconn.Conn.Deliver).
+// took the pong, and what the tracker made of it.
+//
+// All of it happens under one read lock (see Hub.health): were the
+// subscribers served after it, a client could unsubscribe and subscribe
+// again in between and get the pong twice, as the snapshot and then
+// live. Pongs are not held back by each other (readers share the lock);
+// a subscribe waits for the delivery of the pongs in flight. Delivery
+// never blocks (see wsconn.Conn.Deliver) and nothing is logged under
+// the lock (session.deliver).
 func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) (int, health.Observation) {
 	snap := sessionsPool.Get().(*[]*session)
 	h.mu.RLock()
 	obs := h.health.Observe(p.Exchange, health.Sample{Status: p.Status, Latency: p.Latency, HasLatency: p.HasLatency}, f.Received, env)
 	targets := h.targetsLocked(p.Exchange, (*snap)[:0])
+	n := deliverAll(targets, f)
+	if obs.Changed {
+		deliverAll(targets, h.frames.status(obs.Transition))
+	}
 	h.mu.RUnlock()
 	if !obs.Tracked {
 		h.metrics.ExchangesUntracked.Inc()
-	}
-	n := deliverAll(targets, f)
-	if obs.Changed {
-		h.metrics.countTransition(obs.Transition)
-		deliverAll(targets, h.frames.status(obs.Transition))
 	}
 	clear(targets)
 	*snap = targets[:0]
@@ -312,22 +318,29 @@ func (h *Hub) publish(p protocol.Pong, f *wsconn.Frame, env []byte) (int, health
 }
 
 // expire finds the exchanges gone stale by now and tells their
-// subscribers. It holds the write lock throughout, as a subscribe does:
-// a pong of the same exchange (under the read lock) comes wholly before
-// or wholly after, so no client is told "stale" after the pong that made
-// the exchange up again. Delivery never blocks.
-func (h *Hub) expire(now time.Time) {
+// subscribers, then forgets those past the horizon and returns their
+// names. It holds the write lock throughout, as a subscribe does: a pong
+// of the same exchange (under the read lock) comes wholly before or
+// wholly after, so no client is told "stale" after the pong that made
+// the exchange up again, and a subscribe sees an exchange either with
+// its snapshot or unseen. Delivery never blocks.
+func (h *Hub) expire(now time.Time) []string {
 	snap := sessionsPool.Get().(*[]*session)
 	h.mu.Lock()
 	for _, tr := range h.health.Expire(now) {
 		targets := h.targetsLocked(tr.Exchange, (*snap)[:0])
-		h.metrics.countTransition(tr)
 		deliverAll(targets, h.frames.status(tr))
 		clear(targets)
 		*snap = targets[:0]
 	}
+	// The cached frames go under the lock too: an exchange of the same
+	// name tracked anew starts its snapshots at the same Seq.
+	forgotten := h.health.Forget(now, nil)
+	h.frames.forget(forgotten)
 	h.mu.Unlock()
 	sessionsPool.Put(snap)
+	h.metrics.ExchangesForgotten.Add(float64(len(forgotten)))
+	return forgotten
 }
 
 // targetsLocked appends the receivers of exchange's messages to out: its

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,10 +38,13 @@ type Metrics struct {
 	// it was lost; RedisReconnectAttempts counts the tries, failed or not.
 	RedisReconnects        prometheus.Counter
 	RedisReconnectAttempts prometheus.Counter
-	// Exchanges counts the tracked exchanges by status now;
-	// ExchangesUntracked counts the pongs of exchanges past the bound.
-	Exchanges          *prometheus.GaugeVec
+	// ExchangesUntracked counts the pongs of exchanges past the bound;
+	// ExchangesForgotten the exchanges dropped after the horizon without
+	// a pong. The tracked exchanges by status now are read from the
+	// servers' trackers at each scrape (see exchangeGauges).
 	ExchangesUntracked prometheus.Counter
+	ExchangesForgotten prometheus.Counter
+	exchanges          *exchangeGauges
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -109,15 +113,16 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_redis_reconnects_total", Help: "Times the Redis subscription became live again after it was lost."}),
 		RedisReconnectAttempts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_redis_reconnect_attempts_total", Help: "Attempts to subscribe to Redis again after a failure, successful or not."}),
-		Exchanges: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "pongcast_exchanges", Help: "Exchanges tracked now, by status (up, slow, down, stale)."}, []string{"status"}),
 		ExchangesUntracked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_exchanges_untracked_total", Help: "Pongs of exchanges past --max-exchanges: delivered, but not tracked."}),
+		ExchangesForgotten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_exchanges_forgotten_total", Help: "Exchanges forgotten after 24h without a pong, their slots freed for others."}),
+		exchanges: &exchangeGauges{trackers: make(map[*health.Tracker]struct{})},
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
-		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked,
+		m.RedisReconnectAttempts, m.exchanges, m.ExchangesUntracked, m.ExchangesForgotten,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
@@ -132,18 +137,59 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	for _, c := range closeCauses {
 		m.ClientCloses.WithLabelValues(c.Label)
 	}
-	for _, st := range health.Statuses {
-		m.Exchanges.WithLabelValues(string(st))
-	}
 	return m
 }
 
-// countTransition moves one exchange between the status gauges.
-func (m *Metrics) countTransition(tr health.Transition) {
-	if tr.Previous != "" {
-		m.Exchanges.WithLabelValues(string(tr.Previous)).Dec()
+// exchangeGauges is pongcast_exchanges{status}: at each scrape, the sum
+// of the status counts of the trackers of every server using this
+// Metrics. Read from the trackers, not kept by increments, the gauges
+// are right whatever happened to an exchange (forgotten ones included),
+// and a server that shut down leaves nothing behind in a Metrics another
+// server of the process goes on using.
+type exchangeGauges struct {
+	mu       sync.Mutex
+	trackers map[*health.Tracker]struct{}
+}
+
+var exchangesDesc = prometheus.NewDesc("pongcast_exchanges",
+	"Exchanges tracked now, by status (up, slow, down, stale).", []string{"status"}, nil)
+
+// add counts t's exchanges in the gauges, until remove.
+func (g *exchangeGauges) add(t *health.Tracker) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.trackers[t] = struct{}{}
+}
+
+func (g *exchangeGauges) remove(t *health.Tracker) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.trackers, t)
+}
+
+// counts returns the exchanges by status now, over every tracker.
+func (g *exchangeGauges) counts() map[health.Status]int {
+	out := make(map[health.Status]int, len(health.Statuses))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for t := range g.trackers {
+		c := t.Counts()
+		for _, st := range health.Statuses {
+			out[st] += c.Of(st)
+		}
 	}
-	m.Exchanges.WithLabelValues(string(tr.Status)).Inc()
+	return out
+}
+
+func (g *exchangeGauges) Describe(ch chan<- *prometheus.Desc) { ch <- exchangesDesc }
+
+// Collect exports every status, at 0 before its first exchange, so a
+// dashboard sees zeros, not gaps.
+func (g *exchangeGauges) Collect(ch chan<- prometheus.Metric) {
+	counts := g.counts()
+	for _, st := range health.Statuses {
+		ch <- prometheus.MustNewConstMetric(exchangesDesc, prometheus.GaugeValue, float64(counts[st]), string(st))
+	}
 }
 
 // deliveryObserver counts what the client connections write and drop.

@@ -106,7 +106,7 @@ func NewServer(opts Options) (*Server, error) {
 		s.feed = newFeed(s.route, s.log, s.metrics, ropts, opts.Channel)
 		s.snapClient = newSnapshotClient(ropts)
 		s.snaps = newSnapshotStore(s.snapClient, opts.KeyPrefix, snapshotStoreOptions{
-			MaxExchanges: opts.MaxExchanges, MaxMessageBytes: opts.MaxMessageBytes, Logger: s.log})
+			MaxExchanges: opts.MaxExchanges, MaxMessageBytes: opts.MaxMessageBytes, ForgetAfter: tracker.Horizon(), Logger: s.log})
 		// Servers sharing one Metrics (a restart in the same process)
 		// keep the first one's snapshot counters.
 		if err := s.metrics.Registry.Register(s.snaps.Collector()); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
@@ -124,6 +124,8 @@ func NewServer(opts Options) (*Server, error) {
 		MaxMessageBytes: opts.MaxMessageBytes,
 		Observer:        deliveryObserver{s.metrics},
 	}
+	// Counted in pongcast_exchanges{status} until Shutdown.
+	s.metrics.exchanges.add(tracker)
 	s.pendingLog = newLogLimiter(10*time.Second, 1)
 	s.pending = newPendingGate(opts, s.log, s.refusePending)
 	s.startWatchdog()
@@ -226,6 +228,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, DefaultShutdownTimeout)
 		defer cancel()
 	}
+	// This server's exchanges leave the gauges with it, so a Metrics
+	// another server goes on using (a restart in the same process) shows
+	// that one's alone.
+	s.metrics.exchanges.remove(s.hub.health)
 	clients := s.hub.closeAll()
 	for _, c := range clients {
 		c.conn.Close(causeShutdown)

@@ -49,14 +49,15 @@ func (s *session) LogValue() slog.Value {
 
 // deliver hands f to the client without waiting and reports whether it
 // was sent or queued. A full queue closes the client as a slow consumer
-// (with SlowClientConflate, only when conflating cannot make room).
+// (with SlowClientConflate, only when conflating cannot make room). It
+// is called under the hub's lock, so it logs nothing: tearDown logs the
+// close.
 func (s *session) deliver(f *wsconn.Frame) bool {
 	switch s.conn.Deliver(f) {
 	case wsconn.Sent, wsconn.Queued:
 		return true
 	case wsconn.SlowConsumer:
 		s.srv.metrics.SlowConsumerCloses.Inc()
-		s.srv.log.Info("slow consumer closed", "client", s, "queue", s.srv.opts.SendQueue)
 	}
 	return false
 }
@@ -179,5 +180,8 @@ func (s *session) tearDown() {
 	s.srv.hub.unregister(s)
 	s.srv.admission.release(s.claims.Subject)
 	s.srv.metrics.ClientCloses.WithLabelValues(cause.Label).Inc()
+	if cause == wsconn.CauseSlowConsumer {
+		s.srv.log.Info("slow consumer closed", "client", s, "queue", s.srv.opts.SendQueue)
+	}
 	s.srv.log.Debug("client disconnected", "client", s, "cause", cause.Reason)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +38,11 @@ import (
 // two instances has the same envelope, byte for byte). A stored value
 // that is not of this form, or whose time is more than snapshotMaxSkew
 // ahead of the writer's clock, loses to any value written. The hash has at
-// most MaxExchanges fields: a write adds none past that.
+// most MaxExchanges fields: a write adds none past that. A value received
+// longer than the horizon (ForgetAfter) ago is deleted: by LoadAll as it
+// reads, and by a write that finds the hash full (at most once every
+// snapshotSweepEvery), so names a publisher made up leave the hash a day
+// later, and their fields go to other exchanges.
 
 // Snapshot store limits and timings.
 const (
@@ -79,48 +84,88 @@ const (
 	// snapshotValueHeadroom is spare capacity in a value buffer, so the
 	// next pong, a few bytes longer, still fits.
 	snapshotValueHeadroom = 32
+	// snapshotSweepEvery is how often at most a write that finds the hash
+	// full looks through it for values past the horizon: a sweep reads
+	// every value, and a value gets past the horizon only by ageing.
+	snapshotSweepEvery = time.Minute
 )
 
 // snapshotWriteScript stores each value given unless the stored one is at
 // least as new, and adds no field past the bound. KEYS[1] is the hash;
 // ARGV[1] the most fields it may have, ARGV[2] the latest receive time
-// believable (Unix ms); then exchange, value pairs. A stored value
-// without a well-formed, believable time is replaced. It returns how many
-// values it stored and how many new fields it refused for the bound.
+// believable, ARGV[3] the oldest kept (Unix ms), ARGV[4] "1" if it may
+// sweep; then exchange, value pairs. A stored value without a
+// well-formed, believable time is replaced; a value older than the
+// oldest is not written. The first new field that finds the hash full
+// makes it sweep, if it may: delete every value older than the oldest
+// (unless the Redis user may not run HKEYS or HDEL: then it does not
+// sweep, and the write goes on). It returns how many values it stored, how many new fields it refused
+// for the bound, how many values it left out as too old, whether it
+// swept (1) and how many fields the sweep deleted.
 var snapshotWriteScript = redis.NewScript(`
 local maxFields = tonumber(ARGV[1])
 local latest = tonumber(ARGV[2])
-local stored, full = 0, 0
-for i = 3, #ARGV, 2 do
+local oldest = tonumber(ARGV[3])
+local maySweep = ARGV[4] == '1'
+local stored, full, old, swept, removed = 0, 0, 0, 0, 0
+local function sweep()
+  local fields = redis.pcall('HKEYS', KEYS[1])
+  if fields.err then return end
+  for _, f in ipairs(fields) do
+    local ms = string.match(redis.call('HGET', KEYS[1], f), '^(%d+):')
+    if ms and #ms <= 15 and tonumber(ms) < oldest then
+      if type(redis.pcall('HDEL', KEYS[1], f)) ~= 'number' then return end
+      removed = removed + 1
+    end
+  end
+end
+for i = 5, #ARGV, 2 do
   local new = tonumber(string.match(ARGV[i+1], '^(%d+):'))
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
-  local old = cur and string.match(cur, '^(%d+):')
-  if not cur and redis.call('HLEN', KEYS[1]) >= maxFields then
+  if not cur and maySweep and redis.call('HLEN', KEYS[1]) >= maxFields then
+    maySweep = false
+    swept = 1
+    sweep()
+  end
+  local prev = cur and string.match(cur, '^(%d+):')
+  if new < oldest then
+    old = old + 1
+  elseif not cur and redis.call('HLEN', KEYS[1]) >= maxFields then
     full = full + 1
-  elseif not old or #old > 15 or tonumber(old) < new or tonumber(old) > latest then
+  elseif not prev or #prev > 15 or tonumber(prev) < new or tonumber(prev) > latest then
     redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
     stored = stored + 1
   end
 end
-return {stored, full}
+return {stored, full, old, swept, removed}
 `)
 
 // snapshotScanScript reads one HSCAN page of the hash without letting a
 // value past the size bound out of Redis: such a value comes back as its
 // length, an integer, and a field is cut to one byte past the longest
-// valid name. KEYS[1] is the hash; ARGV the cursor, the COUNT hint and
-// the largest value wanted. It returns the next cursor, then field, value
-// pairs.
+// valid name. A value received before the oldest time kept is deleted
+// instead (in the script: a newer value another instance writes
+// meanwhile is never deleted); if the Redis user may not run HDEL, it
+// is returned, for LoadAll to skip. KEYS[1] is the hash; ARGV the cursor, the
+// COUNT hint, the largest value wanted and the oldest time kept (Unix
+// ms). It returns the next cursor, how many fields it deleted, then
+// field, value pairs.
 var snapshotScanScript = redis.NewScript(`
 local page = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', ARGV[2])
 local maxValue = tonumber(ARGV[3])
-local out = {page[1]}
+local oldest = tonumber(ARGV[4])
+local out = {page[1], 0}
 local kv = page[2]
 for i = 1, #kv, 2 do
   local f, v = kv[i], kv[i+1]
-  if #f > 65 then f = string.sub(f, 1, 65) end
-  out[#out+1] = f
-  if #v > maxValue then out[#out+1] = #v else out[#out+1] = v end
+  local ms = string.match(v, '^(%d+):')
+  if ms and #ms <= 15 and tonumber(ms) < oldest and type(redis.pcall('HDEL', KEYS[1], f)) == 'number' then
+    out[2] = out[2] + 1
+  else
+    if #f > 65 then f = string.sub(f, 1, 65) end
+    out[#out+1] = f
+    if #v > maxValue then out[#out+1] = #v else out[#out+1] = v end
+  end
 end
 return out
 `)
@@ -131,10 +176,11 @@ const (
 	snapDropHashFull         // the hash has MaxExchanges fields already
 	snapDropExpired          // writing it failed for longer than RetryFor
 	snapDropTime             // its receive time cannot be stored (before 1970, or too far ahead)
+	snapDropOld              // received longer than the horizon ago
 	numSnapDrops
 )
 
-var snapshotDropReasons = [numSnapDrops]string{"exchanges", "hash_full", "expired", "time"}
+var snapshotDropReasons = [numSnapDrops]string{"exchanges", "hash_full", "expired", "time", "old"}
 
 // Reasons LoadAll skips a field, for pongcast_snapshot_load_skipped_total.
 const (
@@ -144,10 +190,11 @@ const (
 	snapSkipEnvelope        // not a pong envelope of this exchange and time
 	snapSkipFuture          // received more than snapshotMaxSkew from now
 	snapSkipLimit           // past MaxExchanges loaded or the scan bound
+	snapSkipOld             // received longer than the horizon ago, and not deleted (no HDEL right)
 	numSnapSkips
 )
 
-var snapshotSkipReasons = [numSnapSkips]string{"name", "value", "size", "envelope", "future", "limit"}
+var snapshotSkipReasons = [numSnapSkips]string{"name", "value", "size", "envelope", "future", "limit", "old"}
 
 // snapshotStoreOptions configure a snapshotStore; every zero value means
 // the default named in its comment.
@@ -164,6 +211,9 @@ type snapshotStoreOptions struct {
 	// RetryFor is how long a value that cannot be written is retried. If
 	// zero, defaultSnapshotRetryFor.
 	RetryFor time.Duration
+	// ForgetAfter is the horizon: a value received longer ago is deleted
+	// from the hash and not loaded. If zero, health.DefaultForgetAfter.
+	ForgetAfter time.Duration
 	// Logger receives the store's logs. If nil, slog.Default().
 	Logger *slog.Logger
 }
@@ -180,7 +230,7 @@ type snapshotStore struct {
 	wake   chan struct{} // a value is pending; buffered, one deep
 
 	mu    sync.Mutex
-	slots map[string]*snapSlot // at most MaxExchanges, never removed
+	slots map[string]*snapSlot // at most MaxExchanges; removed by Forget
 	dirty []*snapSlot          // the slots in state slotDirty, in order
 
 	// The writer's own: only Run touches them.
@@ -188,10 +238,14 @@ type snapshotStore struct {
 	arena  []byte // the batch's values, copied out of their slots
 	args   []any
 	failed bool // the last write failed: the next success is logged
+	// lastSweep is when a write last swept the hash (see
+	// snapshotWriteScript).
+	lastSweep time.Time
 
 	writesOK     atomic.Uint64
 	writesFailed atomic.Uint64
 	stored       atomic.Uint64
+	forgotten    atomic.Uint64 // fields deleted from the hash as past the horizon
 	dropped      [numSnapDrops]atomic.Uint64
 	skipped      [numSnapSkips]atomic.Uint64
 
@@ -200,12 +254,14 @@ type snapshotStore struct {
 }
 
 // A slot's state: idle (its value is in Redis or given up), dirty (a
-// value waits to be written) or writing (its value is in the batch being
-// written, and has not been replaced since).
+// value waits to be written), writing (its value is in the batch being
+// written, and has not been replaced since) or forgotten (out of the
+// store: a batch that holds it lets it go).
 const (
 	slotIdle = iota
 	slotDirty
 	slotWriting
+	slotForgotten
 )
 
 // snapSlot is one exchange's newest value. Its buffer is reused from
@@ -263,6 +319,9 @@ func newSnapshotStore(client redis.UniversalClient, prefix string, opts snapshot
 	}
 	if opts.RetryFor <= 0 {
 		opts.RetryFor = defaultSnapshotRetryFor
+	}
+	if opts.ForgetAfter <= 0 {
+		opts.ForgetAfter = health.DefaultForgetAfter
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -327,6 +386,29 @@ func (s *snapshotStore) Save(exchange string, env []byte, received time.Time) {
 	select {
 	case s.wake <- struct{}{}:
 	default: // the writer has been woken already
+	}
+}
+
+// Forget drops the slots of exchanges the tracker has forgotten whose
+// newest value was received at or before cutoff, with any write of it
+// still pending: their room goes to new exchanges. A slot given a newer
+// value meanwhile (the exchange tracked anew) stays.
+func (s *snapshotStore) Forget(names []string, cutoff time.Time) {
+	cutoffMs := cutoff.UnixMilli()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pending := false
+	for _, name := range names {
+		sl := s.slots[name]
+		if sl == nil || sl.ms > cutoffMs {
+			continue
+		}
+		delete(s.slots, name)
+		pending = pending || sl.state == slotDirty
+		sl.state = slotForgotten
+	}
+	if pending {
+		s.dirty = slices.DeleteFunc(s.dirty, func(sl *snapSlot) bool { return sl.state == slotForgotten })
 	}
 }
 
@@ -426,21 +508,32 @@ func (s *snapshotStore) takeBatch() bool {
 
 // writeBatch runs the write script on the batch.
 func (s *snapshotStore) writeBatch(ctx context.Context) error {
-	s.args = append(s.args[:0], s.opts.MaxExchanges, time.Now().Add(snapshotMaxSkew).UnixMilli())
+	now := time.Now()
+	maySweep := 0
+	if now.Sub(s.lastSweep) >= snapshotSweepEvery {
+		maySweep = 1
+	}
+	s.args = append(s.args[:0], s.opts.MaxExchanges, now.Add(snapshotMaxSkew).UnixMilli(),
+		now.Add(-s.opts.ForgetAfter).UnixMilli(), maySweep)
 	for _, w := range s.batch {
 		s.args = append(s.args, w.slot.name, s.arena[w.start:w.end])
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.WriteTimeout)
 	defer cancel()
 	res, err := snapshotWriteScript.Run(ctx, s.client, s.keys, s.args...).Int64Slice()
-	if err == nil && len(res) != 2 {
-		err = fmt.Errorf("hub: snapshot write script answered %d numbers, want 2", len(res))
+	if err == nil && len(res) != 5 {
+		err = fmt.Errorf("hub: snapshot write script answered %d numbers, want 5", len(res))
 	}
 	if err != nil {
 		return err
 	}
 	s.stored.Add(uint64(res[0]))
 	s.dropped[snapDropHashFull].Add(uint64(res[1]))
+	s.dropped[snapDropOld].Add(uint64(res[2]))
+	if res[3] == 1 {
+		s.lastSweep = now
+		s.forgotten.Add(uint64(res[4]))
+	}
 	return nil
 }
 
@@ -468,7 +561,7 @@ func (s *snapshotStore) finishBatch(err error, stopping bool) {
 	for _, w := range s.batch {
 		sl := w.slot
 		switch {
-		case sl.state != slotWriting: // replaced by a newer value, pending
+		case sl.state != slotWriting: // replaced by a newer value, pending; or forgotten
 		case err == nil:
 			sl.state = slotIdle
 		case stopping:
@@ -508,14 +601,17 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 	maxScan := snapshotScanFactor * s.opts.MaxExchanges
 	maxRead := s.opts.MaxExchanges * maxValue
 	count := min(snapshotScanCount, max(1, snapshotPageBytes/maxValue))
-	latest := time.Now().Add(snapshotMaxSkew).UnixMilli()
+	now := time.Now()
+	latest := now.Add(snapshotMaxSkew).UnixMilli()
+	oldest := now.Add(-s.opts.ForgetAfter).UnixMilli()
 	var (
-		out     []StoredSnapshot
-		index   = map[string]int{} // exchange → its place in out: HSCAN may repeat a field
-		scanned int
-		read    int // bytes
-		skipped int
-		cursor  = "0"
+		forgotten int
+		out       []StoredSnapshot
+		index     = map[string]int{} // exchange → its place in out: HSCAN may repeat a field
+		scanned   int
+		read      int // bytes
+		skipped   int
+		cursor    = "0"
 	)
 	skip := func(reason int, field string) {
 		skipped++
@@ -524,14 +620,18 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 			"key", s.Key(), "field", field, "reason", snapshotSkipReasons[reason])
 	}
 	for {
-		page, err := snapshotScanScript.Run(ctx, s.client, s.keys, cursor, count, maxValue).Slice()
+		page, err := snapshotScanScript.Run(ctx, s.client, s.keys, cursor, count, maxValue, oldest).Slice()
+		var deleted int64
 		if err == nil {
-			cursor, err = scanCursor(page)
+			cursor, deleted, err = scanPage(page)
 		}
 		if err != nil {
 			return out, fmt.Errorf("hub: load snapshots from %s: %w", s.Key(), err)
 		}
-		for i := 1; i+1 < len(page); i += 2 {
+		s.forgotten.Add(uint64(deleted))
+		forgotten += int(deleted)
+		scanned += int(deleted)
+		for i := 2; i+1 < len(page); i += 2 {
 			scanned++
 			field, _ := page[i].(string)
 			value, isString := page[i+1].(string)
@@ -557,6 +657,9 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 				continue
 			case ms > latest:
 				skip(snapSkipFuture, field)
+				continue
+			case ms < oldest:
+				skip(snapSkipOld, field)
 				continue
 			}
 			snap := StoredSnapshot{Exchange: field, Envelope: []byte(env), Received: time.UnixMilli(ms)}
@@ -586,20 +689,24 @@ func (s *snapshotStore) LoadAll(ctx context.Context) ([]StoredSnapshot, error) {
 			break
 		}
 	}
-	s.log.Info("snapshots loaded", "key", s.Key(), "loaded", len(out), "skipped", skipped)
+	s.log.Info("snapshots loaded", "key", s.Key(), "loaded", len(out), "skipped", skipped, "deleted_old", forgotten)
 	return out, nil
 }
 
-// scanCursor returns the next cursor of a page of snapshotScanScript.
-func scanCursor(page []any) (string, error) {
-	if len(page) == 0 || len(page)%2 != 1 {
-		return "", fmt.Errorf("hub: snapshot scan script answered %d values, want an odd number", len(page))
+// scanPage returns the next cursor of a page of snapshotScanScript, and
+// how many fields it deleted.
+func scanPage(page []any) (cursor string, deleted int64, err error) {
+	if len(page) < 2 || len(page)%2 != 0 {
+		return "", 0, fmt.Errorf("hub: snapshot scan script answered %d values, want an even number, at least 2", len(page))
 	}
 	cursor, ok := page[0].(string)
 	if !ok {
-		return "", fmt.Errorf("hub: snapshot scan script answered a cursor of type %T", page[0])
+		return "", 0, fmt.Errorf("hub: snapshot scan script answered a cursor of type %T", page[0])
 	}
-	return cursor, nil
+	if deleted, ok = page[1].(int64); !ok {
+		return "", 0, fmt.Errorf("hub: snapshot scan script answered a count of type %T", page[1])
+	}
+	return cursor, deleted, nil
 }
 
 // parseSnapshotValue splits a stored value, "<ms>:<envelope>", into its
@@ -650,6 +757,9 @@ type snapshotCounts struct {
 	// Stored counts the values written that replaced the stored one;
 	// the others were older than it, or refused for the bound.
 	Stored uint64
+	// Forgotten counts the fields deleted from the hash as past the
+	// horizon, by LoadAll or a write's sweep.
+	Forgotten uint64
 	// Dropped counts the values not written, by reason.
 	Dropped map[string]uint64
 	// LoadSkipped counts the fields LoadAll skipped, by reason.
@@ -662,6 +772,7 @@ func (s *snapshotStore) Counts() snapshotCounts {
 		WritesOK:     s.writesOK.Load(),
 		WritesFailed: s.writesFailed.Load(),
 		Stored:       s.stored.Load(),
+		Forgotten:    s.forgotten.Load(),
 		Dropped:      make(map[string]uint64, numSnapDrops),
 		LoadSkipped:  make(map[string]uint64, numSnapSkips),
 	}
@@ -679,9 +790,11 @@ var (
 	snapshotWritesDesc = prometheus.NewDesc("pongcast_snapshot_writes_total",
 		"Snapshot values written to the Redis hash, by result (ok or error); a value retried counts once per attempt.", []string{"result"}, nil)
 	snapshotDroppedDesc = prometheus.NewDesc("pongcast_snapshot_dropped_total",
-		"Snapshot values not written to Redis, by reason: exchanges (this instance keeps the most exchanges already), hash_full (the hash has the most fields), expired (failing for too long), time (a receive time that cannot be stored).", []string{"reason"}, nil)
+		"Snapshot values not written to Redis, by reason: exchanges (this instance keeps the most exchanges already), hash_full (the hash has the most fields), expired (failing for too long), time (a receive time that cannot be stored), old (received longer than 24h ago).", []string{"reason"}, nil)
+	snapshotForgottenDesc = prometheus.NewDesc("pongcast_snapshot_forgotten_total",
+		"Fields of the Redis snapshot hash deleted because their pong was received longer than 24h ago: at start, or when the hash is full.", nil, nil)
 	snapshotSkippedDesc = prometheus.NewDesc("pongcast_snapshot_load_skipped_total",
-		"Fields of the Redis snapshot hash skipped at start, by reason: name, value (not <ms>:<envelope>), size, envelope, future (a receive time ahead of this instance's clock by more than a minute), limit.", []string{"reason"}, nil)
+		"Fields of the Redis snapshot hash skipped at start, by reason: name, value (not <ms>:<envelope>), size, envelope, future (a receive time ahead of this instance's clock by more than a minute), limit, old (received longer than 24h ago, and not deleted: the Redis user may not HDEL).", []string{"reason"}, nil)
 )
 
 // Collector returns the store's metrics as a prometheus.Collector, for
@@ -694,6 +807,7 @@ func (c snapshotCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- snapshotWritesDesc
 	ch <- snapshotDroppedDesc
 	ch <- snapshotSkippedDesc
+	ch <- snapshotForgottenDesc
 }
 
 func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
@@ -706,4 +820,5 @@ func (c snapshotCollector) Collect(ch chan<- prometheus.Metric) {
 	for i, r := range snapshotSkipReasons {
 		ch <- prometheus.MustNewConstMetric(snapshotSkippedDesc, prometheus.CounterValue, float64(s.skipped[i].Load()), r)
 	}
+	ch <- prometheus.MustNewConstMetric(snapshotForgottenDesc, prometheus.CounterValue, float64(s.forgotten.Load()))
 }

@@ -16,12 +16,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/hubtest"
 	"github.com/pongcast/pongcast/protocol"
 )
 
-// snapBase is a receive time the tests count from.
-var snapBase = time.UnixMilli(1_765_738_899_000)
+// snapBase is a receive time the tests count from: a recent one, as a
+// value received longer than the horizon ago is deleted from the hash.
+var snapBase = time.Now().Truncate(time.Second)
 
 // snapEnv returns the envelope of a pong of exchange received at
 // snapBase+ms, with the same data each time but for a tag.
@@ -333,15 +335,18 @@ func TestSnapshotStoreRedisRestart(t *testing.T) {
 
 // TestSnapshotStoreLoadSkipsJunk: LoadAll returns the good fields and
 // skips, and counts by reason, every other: what any client of the Redis
-// may have written there.
+// may have written there. A value received longer than the horizon ago
+// is deleted from the hash, and counted as forgotten.
 func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 	url := hubtest.RedisURL(t)
 	prefix, admin := snapHash(t, url)
 	s, _ := newTestSnapStore(t, url, prefix, snapshotStoreOptions{MaxMessageBytes: 1024})
+	jm := snapBase.UnixMilli() // a time of junk that is not too old to read
+	jms := strconv.FormatInt(jm, 10)
 	bigEnv := func(n int) string { // an envelope of n bytes
 		env := func(pad int) string {
 			data := `{"pad":"` + strings.Repeat("p", pad) + `"}`
-			return string(protocol.AppendEnvelope(nil, "big", []byte(data), 1700))
+			return string(protocol.AppendEnvelope(nil, "big", []byte(data), jm))
 		}
 		return env(n - len(env(0)))
 	}
@@ -355,17 +360,19 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 		{"plain", "hello", "value"},
 		{"letters", "12a:" + string(snapEnv("letters", 1, "")), "value"},
 		{"sixteen", "1234567890123456:{}", "value"},
-		{"zero", "0:{}", "value"},
+		{"zero", "0:{}", "deleted"},
+		{"yesterday", snapValue("yesterday", -25*time.Hour.Milliseconds(), ""), "deleted"},
+		{"dayold", snapValue("dayold", -health.DefaultForgetAfter.Milliseconds()-1, ""), "deleted"},
 		{"nocolon", strconv.FormatInt(snapBase.UnixMilli(), 10), "value"},
-		{"notjson", "1700:{nope", "envelope"},
-		{"array", "1700:[1]", "envelope"},
-		{"other", "1700:" + string(protocol.AppendEnvelope(nil, "gateio", []byte(`{}`), 1700)), "envelope"},
-		{"skew", "1700:" + string(protocol.AppendEnvelope(nil, "skew", []byte(`{}`), 1800)), "envelope"},
-		{"trailing", "1700:" + string(protocol.AppendEnvelope(nil, "trailing", []byte(`{}`), 1700)) + "x", "envelope"},
-		{"notpong", `1700:{"type":"pong","exchange":"notpong","timestamp":1700}`, "envelope"},
+		{"notjson", jms + ":{nope", "envelope"},
+		{"array", jms + ":[1]", "envelope"},
+		{"other", jms + ":" + string(protocol.AppendEnvelope(nil, "gateio", []byte(`{}`), jm)), "envelope"},
+		{"skew", jms + ":" + string(protocol.AppendEnvelope(nil, "skew", []byte(`{}`), jm+100)), "envelope"},
+		{"trailing", jms + ":" + string(protocol.AppendEnvelope(nil, "trailing", []byte(`{}`), jm)) + "x", "envelope"},
+		{"notpong", jms + `:{"type":"pong","exchange":"notpong","timestamp":` + jms + `}`, "envelope"},
 		{"ahead", "99999999999999:" + string(protocol.AppendEnvelope(nil, "ahead", []byte(`{}`), 99999999999999)), "future"},
-		{"big", "1700:" + bigEnv(1030), "size"},    // past the cap, within what the script lets out
-		{"huge", "1700:" + bigEnv(100000), "size"}, // kept in Redis by the script
+		{"big", jms + ":" + bigEnv(1030), "size"},    // past the cap, within what the script lets out
+		{"huge", jms + ":" + bigEnv(100000), "size"}, // kept in Redis by the script
 	}
 	want := map[string]uint64{}
 	for _, f := range fields {
@@ -391,6 +398,14 @@ func TestSnapshotStoreLoadSkipsJunk(t *testing.T) {
 	for _, r := range snapshotSkipReasons {
 		if n := s.Counts().LoadSkipped[r]; n != want[r] {
 			t.Errorf("skipped for %s: %d, want %d", r, n, want[r])
+		}
+	}
+	if n := s.Counts().Forgotten; n != want["deleted"] {
+		t.Errorf("forgotten %d, want %d", n, want["deleted"])
+	}
+	for _, f := range fields {
+		if kept := admin.HExists(context.Background(), s.Key(), f.field).Val(); kept != (f.reason != "deleted") {
+			t.Errorf("field %.20q in the hash after the load: %v", f.field, kept)
 		}
 	}
 }
@@ -473,10 +488,14 @@ func TestSnapshotStoreMetrics(t *testing.T) {
 			continue
 		}
 		for _, mt := range f.GetMetric() {
-			found[f.GetName()+"{"+mt.GetLabel()[0].GetValue()+"}"] = mt.GetCounter().GetValue()
+			name := f.GetName()
+			if l := mt.GetLabel(); len(l) > 0 {
+				name += "{" + l[0].GetValue() + "}"
+			}
+			found[name] = mt.GetCounter().GetValue()
 		}
 	}
-	if len(found) != 2+len(snapshotDropReasons)+len(snapshotSkipReasons) ||
+	if len(found) != 3+len(snapshotDropReasons)+len(snapshotSkipReasons) ||
 		found["pongcast_snapshot_dropped_total{time}"] != 1 || found["pongcast_snapshot_writes_total{ok}"] != 0 {
 		t.Errorf("metrics %v", found)
 	}
@@ -544,5 +563,68 @@ func BenchmarkSnapshotLoadAll1000(b *testing.B) {
 		if err != nil || len(got) != 1000 {
 			b.Fatalf("loaded %d: %v", len(got), err)
 		}
+	}
+}
+
+// TestSnapshotStoreSweepsOldWhenFull: a write that finds the hash full
+// deletes the values older than the horizon first, so a new exchange
+// gets in; it sweeps once a minute at most. A value older than the
+// horizon is not written.
+func TestSnapshotStoreSweepsOldWhenFull(t *testing.T) {
+	url := hubtest.RedisURL(t)
+	prefix, admin := snapHash(t, url)
+	ctx := context.Background()
+	s := startSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 2})
+	old := -25 * time.Hour.Milliseconds()
+	admin.HSet(ctx, s.Key(), "old", snapValue("old", old, ""), "b", snapValue("b", 0, ""))
+	s.Save("c", snapEnv("c", 1, ""), snapAt(1))
+	waitForValue(t, admin, s.Key(), "c", snapValue("c", 1, ""))
+	if admin.HExists(ctx, s.Key(), "old").Val() || !admin.HExists(ctx, s.Key(), "b").Val() {
+		t.Errorf("after the sweep: fields %v, want b and c", admin.HKeys(ctx, s.Key()).Val())
+	}
+	if c := s.Counts(); c.Forgotten != 1 || c.Dropped["hash_full"] != 0 {
+		t.Errorf("counts %+v, want one forgotten", c)
+	}
+
+	// Within the minute: full, and not swept again.
+	admin.HSet(ctx, s.Key(), "old2", snapValue("old2", old, ""))
+	s.Save("d", snapEnv("d", 1, ""), snapAt(1))
+	waitFor(t, "the write of d", func() bool { return s.Counts().WritesOK == 2 })
+	if c := s.Counts(); c.Dropped["hash_full"] != 1 || c.Forgotten != 1 || !admin.HExists(ctx, s.Key(), "old2").Val() {
+		t.Errorf("counts %+v, want d refused, old2 kept", c)
+	}
+
+	other := startSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 2})
+	other.Save("b", snapEnv("b", old, "stale"), snapAt(old))
+	waitFor(t, "the write of b", func() bool { return other.Counts().WritesOK == 1 })
+	if c := other.Counts(); c.Dropped["old"] != 1 || admin.HGet(ctx, s.Key(), "b").Val() != snapValue("b", 0, "") {
+		t.Errorf("counts %+v, want the old value of b not written", c)
+	}
+}
+
+// TestSnapshotStoreForget: Forget drops an exchange's slot and its
+// pending write, so its room goes to another exchange; a slot with a
+// value newer than the cutoff stays.
+func TestSnapshotStoreForget(t *testing.T) {
+	url := hubtest.RedisURL(t)
+	prefix, admin := snapHash(t, url)
+	s, run := newTestSnapStore(t, url, prefix, snapshotStoreOptions{MaxExchanges: 1})
+	s.Save("a", snapEnv("a", 5, ""), snapAt(5))
+	s.Forget([]string{"a"}, snapAt(4))
+	if s.pending() != 1 {
+		t.Fatal("a slot newer than the cutoff was forgotten")
+	}
+	s.Forget([]string{"a", "never-saved"}, snapAt(5))
+	if s.pending() != 0 {
+		t.Fatal("the write of a forgotten slot is still pending")
+	}
+	s.Save("b", snapEnv("b", 6, ""), snapAt(6))
+	if c := s.Counts(); s.pending() != 1 || c.Dropped["exchanges"] != 0 {
+		t.Fatalf("b after a was forgotten: pending %d, counts %+v", s.pending(), c)
+	}
+	run()
+	waitForValue(t, admin, s.Key(), "b", snapValue("b", 6, ""))
+	if admin.HExists(context.Background(), s.Key(), "a").Val() {
+		t.Error("a forgotten slot was written")
 	}
 }

@@ -14,9 +14,13 @@
 // Memory is bounded: at most MaxExchanges exchanges are tracked, each of
 // a fixed size (time buckets holding small fixed histograms, never
 // samples) plus its newest envelope.
+// Nothing is held for ever either: an exchange with no pong for the
+// horizon (ForgetAfter, 24h by default, the longest window) is forgotten
+// by Forget, which the timer calls after Expire, so names a publisher
+// made up free their slots a day later.
 //
 // Concurrency: a Tracker is safe for concurrent use, under one
-// sync.RWMutex. Observe, Merge and Expire take it for writing and do
+// sync.RWMutex. Observe, Merge, Expire and Forget take it for writing and do
 // O(log n) work (a map lookup, a few buckets, a heap fix, a copy of one
 // envelope); the reads (Snapshot, Status, Stats, Seen, Counts) take it
 // for reading, each for one exchange at most, so a reader delays the

@@ -7,12 +7,14 @@ import (
 	"time"
 )
 
-// FuzzObserve runs sequences of Observe, Merge, Expire and Stats, each
+// FuzzObserve runs sequences of Observe, Merge, Expire (with Forget) and
+// Stats, each
 // operation three bytes (what, which exchange and sample, how much time
 // passes: forwards mostly, backwards now and then), and checks what
 // must hold whatever arrives: no panic, the gauges match the statuses,
-// transitions really change the status and are reported once, every
-// statistic is in range and encodes as JSON.
+// transitions really change the status and are reported once, only
+// stale exchanges are forgotten, each exchange sits in the one heap its
+// status says, every statistic is in range and encodes as JSON.
 func FuzzObserve(f *testing.F) {
 	f.Add([]byte{0, 0, 10, 0, 1, 10, 1, 0, 200, 2, 0, 255, 3, 0, 0})
 	f.Add([]byte{0, 9, 1, 0, 0x42, 1, 0, 0x80, 1, 0, 0xc1, 1, 2, 0, 130, 0, 3, 1, 4, 1, 200})
@@ -23,7 +25,7 @@ func FuzzObserve(f *testing.F) {
 		{Latency: 0, HasLatency: true}, connected(19.99), connected(1e9),
 	}
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		tr := newTracker(t, Config{MaxExchanges: 3, StaleAfter: time.Minute, LatencyAlertMs: 500})
+		tr := newTracker(t, Config{MaxExchanges: 3, StaleAfter: time.Minute, LatencyAlertMs: 500, ForgetAfter: 10 * time.Minute})
 		now := t0
 		seqs := map[string]uint64{}
 		for i := 0; i+3 <= len(ops); i += 3 {
@@ -56,12 +58,47 @@ func FuzzObserve(f *testing.F) {
 					}
 					seen[x.Exchange], last = true, x.Since
 				}
+				stale := map[string]bool{}
+				for _, n := range names {
+					st, _ := tr.Status(n)
+					stale[n] = st.Status == StatusStale
+				}
+				for _, n := range tr.Forget(now, nil) {
+					if !stale[n] || tr.Seen(n) {
+						t.Fatalf("op %d: forgot %s (stale %v), seen after: %v", i, n, stale[n], tr.Seen(n))
+					}
+					delete(seqs, n) // tracked again, it starts afresh
+				}
 			case 3:
 				checkStats(t, tr, name, now)
 			}
 			checkCounts(t, tr, names)
+			checkHeaps(t, tr)
 		}
 	})
+}
+
+// checkHeaps: an exchange is in the forget heap when stale and in the
+// stale heap otherwise, never in both, and each heap's index is right.
+func checkHeaps(t *testing.T, tr *Tracker) {
+	t.Helper()
+	tr.mu.RLock()
+	defer tr.mu.RUnlock()
+	for name, e := range tr.byName {
+		want := staleHeap
+		if e.cur.Status == StatusStale {
+			want = forgetHeap
+		}
+		for slot, h := range []*deadlines{&tr.stale, &tr.forget} {
+			i := e.heapIdx[slot]
+			if in := i >= 0; in != (slot == want) || (in && h.items[i].e != e) {
+				t.Fatalf("%s (%q): heap %d index %d", name, e.cur.Status, slot, i)
+			}
+		}
+	}
+	if n := len(tr.stale.items) + len(tr.forget.items); n != len(tr.byName) {
+		t.Fatalf("%d heap entries for %d exchanges", n, len(tr.byName))
+	}
 }
 
 func checkStats(t *testing.T, tr *Tracker, name string, now time.Time) {
@@ -101,7 +138,7 @@ func checkCounts(t *testing.T, tr *Tracker, names []string) {
 		*want.of(s.Status)++
 	}
 	got := tr.Counts()
-	got.Untracked = 0
+	got.Untracked, got.Forgotten = 0, 0
 	if got != want {
 		t.Fatalf("counts %+v, statuses say %+v", got, want)
 	}

@@ -14,7 +14,7 @@ import (
 // snapshot buffer written after it was handed out would show here, and
 // so would a snapshot whose bytes do not match its Seq.
 func TestConcurrent(t *testing.T) {
-	tr := newTracker(t, Config{StaleAfter: 50 * time.Millisecond})
+	tr := newTracker(t, Config{StaleAfter: 50 * time.Millisecond, ForgetAfter: 60 * time.Millisecond})
 	exchanges := []string{"binance", "gateio", "kraken", "okx"}
 	var done atomic.Bool
 	var wg sync.WaitGroup
@@ -29,6 +29,7 @@ func TestConcurrent(t *testing.T) {
 				tr.Observe(name, connected(float64(i%1500)), now, seqEnv(i))
 			}
 			tr.Expire(now)
+			tr.Forget(now, nil)
 		}
 	}()
 	for r := range 4 {
@@ -50,6 +51,8 @@ func TestConcurrent(t *testing.T) {
 				names = tr.Exchanges(names[:0])
 				tr.Counts()
 				tr.NextDeadline()
+				tr.NextForget()
+				tr.Held(names[:0])
 			}
 		}()
 	}

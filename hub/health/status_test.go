@@ -129,11 +129,19 @@ func TestNewTrackerConfig(t *testing.T) {
 	if tr.maxExchanges != DefaultMaxExchanges || tr.staleMs != DefaultStaleAfter.Milliseconds() || tr.alertMs != DefaultLatencyAlertMs {
 		t.Errorf("defaults not applied: %d %d %v", tr.maxExchanges, tr.staleMs, tr.alertMs)
 	}
+	if tr.forgetMs != DefaultForgetAfter.Milliseconds() || DefaultForgetAfter != Window24h.Duration() {
+		t.Errorf("horizon %d ms, want %v, the longest window", tr.forgetMs, DefaultForgetAfter)
+	}
+	if tr := newTracker(t, Config{StaleAfter: 48 * time.Hour}); tr.forgetMs != tr.staleMs {
+		t.Errorf("horizon %d ms with StaleAfter 48h: want no less than StaleAfter", tr.forgetMs)
+	}
 	for _, bad := range []Config{
 		{MaxExchanges: -1},
 		{StaleAfter: -time.Second},
 		{StaleAfter: time.Microsecond},
 		{LatencyAlertMs: -5},
+		{ForgetAfter: -time.Hour},
+		{ForgetAfter: time.Microsecond},
 	} {
 		if _, err := NewTracker(bad); err == nil {
 			t.Errorf("NewTracker(%+v): no error", bad)

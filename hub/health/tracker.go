@@ -15,6 +15,10 @@ const (
 	DefaultMaxExchanges   = 1000
 	DefaultStaleAfter     = 120 * time.Second
 	DefaultLatencyAlertMs = 1000
+	// DefaultForgetAfter is the horizon: an exchange without a pong for
+	// this long is forgotten. It is the longest statistics window, so
+	// nothing a client can ask for is lost with it.
+	DefaultForgetAfter = 24 * time.Hour
 )
 
 // Config configures a Tracker. Every zero value means the default named
@@ -29,6 +33,11 @@ type Config struct {
 	// LatencyAlertMs is the latency above which an exchange is slow. If
 	// zero, DefaultLatencyAlertMs.
 	LatencyAlertMs int
+	// ForgetAfter is how long after its last pong a stale exchange is
+	// forgotten (see Forget), so that names a publisher made up do not
+	// hold MaxExchanges for good; never less than StaleAfter. If zero,
+	// DefaultForgetAfter.
+	ForgetAfter time.Duration
 }
 
 // Tracker keeps every tracked exchange's status, snapshot and rolling
@@ -36,14 +45,16 @@ type Config struct {
 type Tracker struct {
 	maxExchanges int
 	staleMs      int64
+	forgetMs     int64
 	alertMs      float64
 	staleReason  string
 
-	mu        sync.RWMutex
-	byName    map[string]*exchange
-	known     []string // exchanges with a status, sorted
-	deadlines deadlines
-	counts    Counts
+	mu     sync.RWMutex
+	byName map[string]*exchange
+	known  []string // exchanges with a status, sorted
+	stale  deadlines
+	forget deadlines
+	counts Counts
 }
 
 // exchange is one tracked exchange. Every field is guarded by the
@@ -51,10 +62,10 @@ type Tracker struct {
 type exchange struct {
 	name string
 
-	// The timer: where the exchange sits in the heap (-1: not there),
-	// when it goes stale, and the newest receive time known of it, by
-	// this instance or (merged) by another.
-	heapIdx  int
+	// The timers: where the exchange sits in each heap (-1: not
+	// there), when it goes stale, and the newest receive time known of
+	// it, by this instance or (merged) by another.
+	heapIdx  [numHeaps]int
 	deadline int64 // Unix ms
 	lastPong int64 // Unix ms; noPeriod before any
 
@@ -84,16 +95,22 @@ func NewTracker(cfg Config) (*Tracker, error) {
 		return nil, fmt.Errorf("health: StaleAfter %v: want 0 (default) or at least 1ms", cfg.StaleAfter)
 	case cfg.LatencyAlertMs < 0:
 		return nil, fmt.Errorf("health: LatencyAlertMs %d: want 0 (default) or more", cfg.LatencyAlertMs)
+	case cfg.ForgetAfter < 0 || (cfg.ForgetAfter > 0 && cfg.ForgetAfter < time.Millisecond):
+		return nil, fmt.Errorf("health: ForgetAfter %v: want 0 (default) or at least 1ms", cfg.ForgetAfter)
 	}
 	cfg.MaxExchanges = cmp.Or(cfg.MaxExchanges, DefaultMaxExchanges)
 	cfg.StaleAfter = cmp.Or(cfg.StaleAfter, DefaultStaleAfter)
 	cfg.LatencyAlertMs = cmp.Or(cfg.LatencyAlertMs, DefaultLatencyAlertMs)
+	cfg.ForgetAfter = max(cmp.Or(cfg.ForgetAfter, DefaultForgetAfter), cfg.StaleAfter)
 	return &Tracker{
 		maxExchanges: cfg.MaxExchanges,
 		staleMs:      cfg.StaleAfter.Milliseconds(),
+		forgetMs:     cfg.ForgetAfter.Milliseconds(),
 		alertMs:      float64(cfg.LatencyAlertMs),
 		staleReason:  "no pong for " + cfg.StaleAfter.String(),
 		byName:       make(map[string]*exchange),
+		stale:        deadlines{slot: staleHeap},
+		forget:       deadlines{slot: forgetHeap},
 	}, nil
 }
 
@@ -169,7 +186,7 @@ func (t *Tracker) addLocked(name string) *exchange {
 	// A copy: the name outlives the pong, and a caller may have made it
 	// without copying from a buffer it reuses.
 	name = strings.Clone(name)
-	e := &exchange{name: name, heapIdx: -1, lastPong: noPeriod}
+	e := &exchange{name: name, heapIdx: [numHeaps]int{-1, -1}, lastPong: noPeriod}
 	e.series.init()
 	t.byName[name] = e
 	t.counts.Unknown++
@@ -219,6 +236,8 @@ func (t *Tracker) Merge(exchange string, env []byte, receivedAt time.Time) bool 
 		e.lastPong = ms
 		if e.cur.Status != StatusStale {
 			t.armLocked(e)
+		} else {
+			t.forget.set(e, e.lastPong+t.forgetMs) // a pong seen elsewhere: remembered longer
 		}
 	}
 	if e.snap != nil && !receivedAt.After(e.snapAt) {
@@ -323,6 +342,8 @@ type Counts struct {
 	// Untracked counts the pongs and merges refused since the start
 	// because MaxExchanges exchanges were tracked already.
 	Untracked uint64
+	// Forgotten counts the exchanges Forget has dropped since the start.
+	Forgotten uint64
 }
 
 // Of returns the number of exchanges in status s ("" for Unknown).
