@@ -88,16 +88,22 @@ func (t *Tracker) Expire(now time.Time) []Transition {
 	var out []Transition
 	for len(t.deadlines) > 0 && t.deadlines[0].at <= nowMs {
 		e := heap.Pop(&t.deadlines).(*exchange)
-		t.accountLocked(e, e.deadline)
-		tr := Transition{
-			Exchange: e.name,
-			Status:   StatusStale,
-			Previous: e.cur.Status,
-			Since:    time.UnixMilli(e.deadline),
-			Reason:   t.staleReason,
-		}
-		t.setStatusLocked(e, tr)
-		out = append(out, tr)
+		out = append(out, t.staleLocked(e))
 	}
 	return out
+}
+
+// staleLocked makes e, just taken out of the heap, stale at its deadline
+// and returns the transition.
+func (t *Tracker) staleLocked(e *exchange) Transition {
+	t.accountLocked(e, e.deadline)
+	tr := Transition{
+		Exchange: e.name,
+		Status:   StatusStale,
+		Previous: e.cur.Status,
+		Since:    time.UnixMilli(e.deadline),
+		Reason:   t.staleReason,
+	}
+	t.setStatusLocked(e, tr)
+	return tr
 }
