@@ -41,6 +41,10 @@ type Metrics struct {
 	// ExchangesUntracked counts the pongs of exchanges past the bound.
 	Exchanges          *prometheus.GaugeVec
 	ExchangesUntracked prometheus.Counter
+	// HistoryWrites counts the pongs given to the history writer, by
+	// outcome; HistoryQueries the history requests that reached Redis.
+	HistoryWrites  *prometheus.CounterVec
+	HistoryQueries *prometheus.CounterVec
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -113,11 +117,15 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_exchanges", Help: "Exchanges tracked now, by status (up, slow, down, stale)."}, []string{"status"}),
 		ExchangesUntracked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_exchanges_untracked_total", Help: "Pongs of exchanges past --max-exchanges: delivered, but not tracked."}),
+		HistoryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full)."}, []string{"result"}),
+		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP) read from Redis, by result: ok or error."}, []string{"result"}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
-		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked,
+		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked, m.HistoryWrites, m.HistoryQueries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
@@ -134,6 +142,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}
 	for _, st := range health.Statuses {
 		m.Exchanges.WithLabelValues(string(st))
+	}
+	for _, r := range []string{"ok", "duplicate", "failed", "dropped"} {
+		m.HistoryWrites.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.HistoryQueries.WithLabelValues(r)
 	}
 	return m
 }
