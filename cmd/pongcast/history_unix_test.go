@@ -176,11 +176,11 @@ func TestHistoryAcrossInstances(t *testing.T) {
 		Pongs    []json.RawMessage `json:"pongs"`
 		More     bool              `json:"more"`
 	}
-	if resp := getJSON(t, base+"/v1/exchanges/binance/history?limit=1000", tok, &body); resp.StatusCode != http.StatusOK || body.More ||
+	if resp := hubtest.GetJSON(t, base+"/v1/exchanges/binance/history?limit=1000", tok, &body); resp.StatusCode != http.StatusOK || body.More ||
 		!slices.EqualFunc(asBytes(body.Pongs), streams["binance"], bytes.Equal) {
 		t.Fatalf("GET binance history: %s, %d pongs (more %v), want the stream's %d", resp.Status, len(body.Pongs), body.More, len(streams["binance"]))
 	}
-	if resp := getJSON(t, base+"/v1/exchanges/okx/history", tok, &body); resp.StatusCode != http.StatusForbidden {
+	if resp := hubtest.GetJSON(t, base+"/v1/exchanges/okx/history", tok, &body); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("GET okx history under a gateio,binance token: %s", resp.Status)
 	}
 
@@ -211,23 +211,4 @@ func asBytes(raw []json.RawMessage) [][]byte {
 		out[i] = r
 	}
 	return out
-}
-
-// getJSON GETs url with a bearer token and decodes the JSON body into v.
-func getJSON(t *testing.T, url, token string, v any) *http.Response {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("%s: body is not JSON: %v", resp.Status, err)
-	}
-	return resp
 }
