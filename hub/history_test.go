@@ -34,6 +34,7 @@ func newRedisTestServer(t *testing.T, opts Options) *testServer {
 		opts.KeyPrefix = hubtest.KeyPrefix(t)
 	}
 	s := newTestServer(t, opts)
+	dropKeys(t, opts.RedisURL, opts.KeyPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -45,6 +46,19 @@ func newRedisTestServer(t *testing.T, opts Options) *testServer {
 	})
 	waitFor(t, "the feed live", s.Ready)
 	return s
+}
+
+// dropKeys deletes the keys under prefix when the test ends (after the
+// servers it started stop), so a shared Redis does not fill with them.
+func dropKeys(t testing.TB, url, prefix string) {
+	admin := adminClient(t, url)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := admin.Scan(ctx, 0, prefix+"*", 100).Iterator()
+		for iter.Next(ctx) {
+			_ = admin.Del(ctx, iter.Val()).Err()
+		}
+	})
 }
 
 // adminClient is a Redis client of the test's own, for looking at keys.
@@ -394,6 +408,7 @@ func TestStatsRebuiltFromHistory(t *testing.T) {
 func TestHistoryDedupAcrossStores(t *testing.T) {
 	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
 	admin := adminClient(t, url)
+	dropKeys(t, url, prefix)
 	ropts, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -442,5 +457,19 @@ func TestHistoryDedupAcrossStores(t *testing.T) {
 	}
 	if dup := testCounter(stores[1].counts.duplicate); dup != 30 {
 		t.Errorf("the second store counted %v duplicates, want 30", dup)
+	}
+}
+
+// TestHistoryQueueBound: a writer that cannot keep up drops what does
+// not fit its queue, counted, and never makes the routing path wait.
+func TestHistoryQueueBound(t *testing.T) {
+	m := NewMetrics(nil)
+	st := newHistoryStore(nil, nil, "p:", 10, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	env := []byte(`{"type":"exchange:pong","exchange":"a","data":{"exchange":"a"},"timestamp":1,"source":"exchange"}`)
+	for range historyQueueLen + 5 {
+		st.Append("a", env, len(`{"exchange":"a"}`), time.Now()) // no writer runs: nothing drains
+	}
+	if got := testCounter(m.HistoryWrites.WithLabelValues("dropped")); got != 5 {
+		t.Errorf("dropped %v, want 5", got)
 	}
 }

@@ -116,6 +116,13 @@ func waitStreams(t *testing.T, rc *goredis.Client, prefix string, n int) map[str
 func TestHistoryAcrossInstances(t *testing.T) {
 	redisURL := hubtest.RedisURL(t)
 	channel, prefix := hubtest.Channel(t), hubtest.KeyPrefix(t)
+	rc := redisClient(t, redisURL)
+	t.Cleanup(func() { // after the instances stop: a shared Redis keeps no test's history
+		for _, ex := range historyExchanges {
+			rc.Del(context.Background(), prefix+"history:{"+ex+"}", prefix+"history:{"+ex+"}:recent")
+		}
+		rc.Del(context.Background(), prefix+"snapshots")
+	})
 	procs := startInstances(t, 3, redisURL, channel, prefix)
 	var clients []*hubtest.Client
 	for _, p := range procs {
@@ -123,7 +130,6 @@ func TestHistoryAcrossInstances(t *testing.T) {
 		c.ReadType("subscribed")
 		clients = append(clients, c)
 	}
-	rc := redisClient(t, redisURL)
 
 	const burst = 150
 	publishBurst(t, rc, channel, 0, burst, func(int) int64 { return 3 }, func(int) {})
