@@ -83,8 +83,11 @@ const (
 	// start, which the subscription waits for.
 	historyRebuildTimeout = 5 * time.Second
 	// historyRebuildPage is the entries one XREVRANGE of the rebuild
-	// reads.
+	// reads, and historyRebuildMax the most it reads of one exchange (a
+	// day at a pong every 2 s; they are held until replayed, 48 bytes
+	// each).
 	historyRebuildPage = 500
+	historyRebuildMax  = 50_000
 	// historyEntryField is the stream field holding the envelope.
 	historyEntryField = "env"
 )
@@ -236,7 +239,7 @@ func (h *historyStore) Run(ctx context.Context) {
 		var it historyItem
 		select {
 		case <-ctx.Done():
-			h.flush(ctx)
+			h.flush(ctx, nil)
 			return
 		case it = <-h.queue:
 		}
@@ -249,7 +252,7 @@ func (h *historyStore) Run(ctx context.Context) {
 		case err == nil:
 			backoff = 0
 		case ctx.Err() != nil:
-			h.flush(ctx) // stopping: the last attempt, bounded
+			h.flush(ctx, &it) // stopping: the last attempt, bounded, this pong first
 			return
 		default:
 			backoff = min(max(2*backoff, feedBackoffMin), feedBackoffMax)
@@ -259,19 +262,26 @@ func (h *historyStore) Run(ctx context.Context) {
 	}
 }
 
-// flush writes what is queued when Run stops, within
-// historyFlushTimeout; what is left is counted as failed.
-func (h *historyStore) flush(ctx context.Context) {
+// flush writes what is queued when Run stops (first, the pong whose
+// write the stop cut short, if any), within historyFlushTimeout; what
+// is left is counted as failed.
+func (h *historyStore) flush(ctx context.Context, first *historyItem) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyFlushTimeout)
 	defer cancel()
 	for {
-		select {
-		case it := <-h.queue:
-			if ctx.Err() != nil || h.write(ctx, it) != nil {
-				h.counts.failed.Inc()
+		var it historyItem
+		if first != nil {
+			it, first = *first, nil
+		} else {
+			select {
+			case it = <-h.queue:
+			default:
+				return
 			}
-		default:
-			return
+		}
+		// write counts its own failures, except one the deadline cut.
+		if ctx.Err() != nil || (h.write(ctx, it) != nil && ctx.Err() != nil) {
+			h.counts.failed.Inc()
 		}
 	}
 }
@@ -409,11 +419,11 @@ func nextStreamID(c protocol.Cursor) string {
 }
 
 // Recent reads exchange's pongs received since from, oldest first, for
-// health.Tracker.Replay: at most the stream's length, newest first from
-// Redis, so a read cut short by ctx keeps the newest part (the short
-// windows right). It returns the last envelope too. Entries that are not
-// pong envelopes of exchange are skipped. On an error it returns what it
-// read before it.
+// health.Tracker.Replay: at most the stream's length (and
+// historyRebuildMax), newest first from Redis, so a read cut short by
+// ctx keeps the newest part (the short windows right). It returns the
+// last envelope too, and how many entries it skipped for not being pong
+// envelopes of exchange. On an error it returns what it read before it.
 func (h *historyStore) Recent(ctx context.Context, exchange string, from time.Time) ([]health.PastPong, []byte, int, error) {
 	key := h.StreamKey(exchange)
 	start := strconv.FormatInt(max(0, from.UnixMilli()), 10) + "-0"
@@ -423,8 +433,9 @@ func (h *historyStore) Recent(ctx context.Context, exchange string, from time.Ti
 		last    []byte
 		skipped int
 	)
-	for len(past)+skipped < h.maxLen {
-		n := min(historyRebuildPage, h.maxLen-len(past)-skipped)
+	most := min(h.maxLen, historyRebuildMax)
+	for len(past)+skipped < most {
+		n := min(historyRebuildPage, most-len(past)-skipped)
 		msgs, err := h.reader.XRevRangeN(ctx, key, end, start, int64(n)).Result()
 		if err != nil {
 			slices.Reverse(past)

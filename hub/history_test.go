@@ -473,3 +473,29 @@ func TestHistoryQueueBound(t *testing.T) {
 		t.Errorf("dropped %v, want 5", got)
 	}
 }
+
+// TestHistoryFlushAtStop: what is queued when the writer stops is still
+// written, within its bound.
+func TestHistoryFlushAtStop(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	admin := adminClient(t, url)
+	dropKeys(t, url, prefix)
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newHistoryClient(ropts, 1)
+	t.Cleanup(func() { _ = c.Close() })
+	m := NewMetrics(nil)
+	st := newHistoryStore(c, c, prefix, 1000, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	for i := range 50 {
+		item := benchEnvelope(i, time.Now().UnixMilli())
+		st.Append(item.exchange, item.env, item.data, time.UnixMilli(item.ms))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped before it starts: all of it is the flush's
+	st.Run(ctx)
+	if n := admin.XLen(context.Background(), st.StreamKey("gateio")).Val(); n != 50 {
+		t.Errorf("%d of 50 queued pongs written at stop (failed %v)", n, testCounter(m.HistoryWrites.WithLabelValues("failed")))
+	}
+}
