@@ -158,7 +158,7 @@ func HistoryOverhead(exchange string, id json.RawMessage) int {
 
 // EncodeHistory encodes the reply to a history message: the pongs (each
 // an envelope, embedded byte for byte), whether more follow, and the
-// cursor of the last pong (left out when there are none).
+// cursor where the reply stopped (left out when not set).
 func EncodeHistory(exchange string, pongs [][]byte, more bool, cursor Cursor, id json.RawMessage) []byte {
 	return AppendHistory(nil, true, exchange, pongs, more, cursor, id)
 }
