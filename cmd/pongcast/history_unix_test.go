@@ -35,7 +35,8 @@ func startInstances(t *testing.T, n int, redisURL, channel, prefix string) []*ch
 }
 
 // publishBurst publishes pongs from seq on, in turn to each exchange,
-// and calls at(i) before the i-th. Each must reach subs subscribers.
+// and calls at(i) before the i-th. Each must reach at least subs(i) of
+// the three instances.
 func publishBurst(t *testing.T, rc *goredis.Client, channel string, from, n int, subs func(i int) int64, at func(i int)) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
@@ -45,8 +46,8 @@ func publishBurst(t *testing.T, rc *goredis.Client, channel string, from, n int,
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := subs(i); got != want {
-			t.Fatalf("pong %d reached %d instances, want %d", i, got, want)
+		if want := subs(i); got < want || got > 3 {
+			t.Fatalf("pong %d reached %d instances, want %d to 3", i, got, want)
 		}
 	}
 }
@@ -195,7 +196,7 @@ func TestHistoryAcrossInstances(t *testing.T) {
 	killAt := burst + second/2
 	publishBurst(t, rc, channel, burst, second, func(i int) int64 {
 		if i >= killAt {
-			return 2
+			return 2 // Redis may not have seen the dead connection close yet
 		}
 		return 3
 	}, func(i int) {
