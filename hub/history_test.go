@@ -499,3 +499,53 @@ func TestHistoryFlushAtStop(t *testing.T) {
 		t.Errorf("%d of 50 queued pongs written at stop (failed %v)", n, testCounter(m.HistoryWrites.WithLabelValues("failed")))
 	}
 }
+
+// TestHistoryRecentPagesNewestFirst: the rebuild's read goes back page by
+// page (several entries per ms across page edges) and keeps the newest
+// entries when the stream holds more than it may read, oldest first in
+// the result; junk entries are skipped and counted.
+func TestHistoryRecentPagesNewestFirst(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	dropKeys(t, url, prefix)
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newHistoryClient(ropts, 1)
+	t.Cleanup(func() { _ = c.Close() })
+	st := newHistoryStore(c, c, prefix, 1000, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	ctx := context.Background()
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	key := st.StreamKey("gateio")
+	pipe := c.Pipeline()
+	const n = 1300
+	for i := range n {
+		it := benchEnvelope(i, base+int64(i/7))
+		env := any(it.env)
+		if i == n-10 {
+			env = "junk"
+		}
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", it.ms, i%7), Values: []any{historyEntryField, env}})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	past, last, skipped, err := st.Recent(ctx, "gateio", time.UnixMilli(base))
+	if err != nil || skipped != 1 || len(past) != 999 {
+		t.Fatalf("Recent: %d pongs, %d skipped, %v; want the newest 1000 entries, one of them junk", len(past), skipped, err)
+	}
+	if first := past[0].Received.UnixMilli(); first != base+int64((n-1000)/7) {
+		t.Errorf("oldest pong read at %d, want %d", first, base+int64((n-1000)/7))
+	}
+	for i := 1; i < len(past); i++ {
+		if past[i].Received.Before(past[i-1].Received) {
+			t.Fatalf("pong %d older than the one before", i)
+		}
+	}
+	if want := benchEnvelope(n-1, base+int64((n-1)/7)).env; string(last) != string(want) {
+		t.Errorf("last envelope %s, want %s", last, want)
+	}
+	if lat := past[len(past)-1].Sample.Latency; lat != float64(40+(n-1)%1000) {
+		t.Errorf("newest latency %v", lat)
+	}
+}
