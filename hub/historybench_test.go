@@ -112,3 +112,24 @@ func BenchmarkHistoryQuery(b *testing.B) {
 	b.ReportMetric(float64(took[len(took)/2].Microseconds()), "p50-µs")
 	b.ReportMetric(float64(took[len(took)*99/100].Microseconds()), "p99-µs")
 }
+
+// BenchmarkHistoryAppend is what history costs the routing path per
+// pong: one non-blocking send to the writer's queue (drained here as
+// fast as it fills).
+func BenchmarkHistoryAppend(b *testing.B) {
+	st := newHistoryStore(nil, nil, "p:", 10, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range st.queue {
+		}
+	}()
+	it := benchEnvelope(1, 1765738899920)
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		st.Append(it.exchange, it.env, it.data, now)
+	}
+	close(st.queue)
+	<-done
+}
