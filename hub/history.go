@@ -136,6 +136,7 @@ var ErrHistoryUnavailable = errors.New("hub: history unavailable")
 var (
 	errHistoryOff     = fmt.Errorf("%w: history is off on this server (--history-len 0)", ErrHistoryUnavailable)
 	errHistoryNoRedis = fmt.Errorf("%w: this server has no Redis", ErrHistoryUnavailable)
+	errHistoryRedis   = fmt.Errorf("%w: Redis did not answer in time; retry later", ErrHistoryUnavailable)
 )
 
 // historyItem is one pong waiting to be written: env is the envelope

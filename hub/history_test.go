@@ -305,8 +305,14 @@ func TestHistoryWriteFailure(t *testing.T) {
 	if ok := testCounter(s.metrics.HistoryWrites.WithLabelValues("ok")); ok != 0 {
 		t.Errorf("%v writes ok with Redis down", ok)
 	}
-	if m := askHistoryError(t, c, "gateio"); m.Code != "unavailable" {
-		t.Errorf("history with Redis down: %s, want unavailable", m.Raw)
+	if m := askHistoryError(t, c, "gateio"); m.Code != "unavailable" || m.Message != "history unavailable: Redis did not answer in time; retry later" {
+		t.Errorf("history with Redis down: %s, want unavailable, without the Redis address", m.Raw)
+	}
+	var body map[string]string
+	resp := getInto(t, s.url+"/v1/exchanges/gateio/history", hubtest.Token(t, "h", time.Hour, "gateio"), &body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || body["error"] != "unavailable" ||
+		strings.Contains(body["message"], "127.0.0.1") {
+		t.Errorf("GET history with Redis down: %s %v %v", resp.Status, resp.Header, body)
 	}
 	r.Start()
 	admin := adminClient(t, r.URL())

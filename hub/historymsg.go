@@ -22,14 +22,13 @@ const historyRebuildSpan = 24 * time.Hour
 // historyQueryTimeout.
 func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
 	switch {
+	case !claims.Allows(q.Exchange):
+		return historyPage{}, fmt.Errorf("%w: %s", ErrForbidden, q.Exchange)
 	case s.history != nil:
 	case s.feed == nil:
 		return historyPage{}, errHistoryNoRedis
 	default:
 		return historyPage{}, errHistoryOff
-	}
-	if !claims.Allows(q.Exchange) {
-		return historyPage{}, fmt.Errorf("%w: %s", ErrForbidden, q.Exchange)
 	}
 	if budget <= 0 {
 		budget = historyHTTPBytes
@@ -40,7 +39,7 @@ func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budge
 	if err != nil {
 		s.metrics.HistoryQueries.WithLabelValues("error").Inc()
 		s.history.readLog.log(s.log, slog.LevelWarn, "history read failed", "exchange", q.Exchange, "error", err)
-		return historyPage{}, err
+		return historyPage{}, errHistoryRedis // the details (address, key) are the operator's, in the log
 	}
 	s.metrics.HistoryQueries.WithLabelValues("ok").Inc()
 	return page, nil
@@ -92,7 +91,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrForbidden):
 		writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, publicText(err))
 	case errors.Is(err, ErrHistoryUnavailable):
-		if !errors.Is(err, errHistoryOff) && !errors.Is(err, errHistoryNoRedis) {
+		if errors.Is(err, errHistoryRedis) {
 			w.Header().Set("Retry-After", "1")
 		}
 		writeHTTPError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, publicText(err))
