@@ -57,7 +57,8 @@ type Options struct {
 	// Channel is the Pub/Sub channel. If empty, DefaultChannel.
 	Channel string
 	// KeyPrefix begins every Redis key the server keeps (the snapshot
-	// hash is KeyPrefix+"snapshots"). If empty, DefaultKeyPrefix.
+	// hash is KeyPrefix+"snapshots", the history streams
+	// KeyPrefix+"history:{<exchange>}"). If empty, DefaultKeyPrefix.
 	KeyPrefix string
 	// AllowedOrigins are browser Origin host patterns (path.Match); "*"
 	// allows any origin. If empty, only same-origin browsers may connect.
