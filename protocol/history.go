@@ -94,6 +94,9 @@ func decodeHistory(data []byte) (*HistoryQuery, error) {
 	if w.Exchange != nil {
 		exchange = *w.Exchange
 	}
+	if w.After != nil && *w.After == "" {
+		w.After = nil // no cursor yet: the first page, as over HTTP
+	}
 	q, err := NewHistoryQuery(exchange, w.Since, w.Until, w.Limit, w.After)
 	if err != nil {
 		return nil, err

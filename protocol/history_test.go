@@ -19,6 +19,8 @@ func TestDecodeHistory(t *testing.T) {
 			HistoryQuery{Exchange: "gateio", Since: 5, Until: 9, Limit: 1000}},
 		{"since equals until", `{"type":"history","exchange":"gateio","since":9,"until":9}`,
 			HistoryQuery{Exchange: "gateio", Since: 9, Until: 9, Limit: DefaultHistoryLimit}},
+		{"empty after", `{"type":"history","exchange":"gateio","since":3,"after":""}`,
+			HistoryQuery{Exchange: "gateio", Since: 3, Until: NoUntil, Limit: DefaultHistoryLimit}},
 		{"after", `{"type":"history","exchange":"gateio","after":"1765738899920-18446744073709551615","limit":1}`,
 			HistoryQuery{Exchange: "gateio", Until: NoUntil, Limit: 1, After: Cursor{Ms: 1765738899920, Seq: 1<<64 - 1, Set: true}}},
 	}
