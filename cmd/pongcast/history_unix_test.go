@@ -210,6 +210,22 @@ func TestHistoryAcrossInstances(t *testing.T) {
 			t.Fatalf("live pongs after the kill: %v", err)
 		}
 	}
+
+	// A fresh instance rebuilds its statistics from the history: the
+	// counts a survivor has from the live pongs.
+	fresh := startInstances(t, 1, redisURL, channel, prefix)[0]
+	all := hubtest.Token(t, "s", time.Hour, "*")
+	for _, ex := range historyExchanges {
+		var live, rebuilt struct {
+			Exchanges map[string]struct{ Count int } `json:"exchanges"`
+		}
+		hubtest.GetJSON(t, "http://"+procs[1].addr+"/v1/exchanges/"+ex+"?window=1h", all, &live)
+		hubtest.GetJSON(t, "http://"+fresh.addr+"/v1/exchanges/"+ex+"?window=1h", all, &rebuilt)
+		want := len(wantSeqs(ex, burst+second))
+		if live.Exchanges[ex].Count != want || rebuilt.Exchanges[ex].Count != want {
+			t.Errorf("%s pongs in the last hour: %d live, %d rebuilt from history, want %d", ex, live.Exchanges[ex].Count, rebuilt.Exchanges[ex].Count, want)
+		}
+	}
 }
 
 func asBytes(raw []json.RawMessage) [][]byte {
