@@ -17,6 +17,7 @@ import (
 
 	"github.com/pongcast/pongcast/hub/health"
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // newRedisTestServer is a testServer with a Redis (opts.RedisURL, or the
@@ -59,6 +60,22 @@ func dropKeys(t testing.TB, url, prefix string) {
 			_ = admin.Del(ctx, iter.Val()).Err()
 		}
 	})
+}
+
+// testHistoryStore is a history store on a client of its own to the
+// Redis at url, under prefix (emptied when the test ends), counting in
+// metrics of its own, its writer not running.
+func testHistoryStore(t testing.TB, url, prefix string, maxLen int) *historyStore {
+	t.Helper()
+	dropKeys(t, url, prefix)
+	ropts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newHistoryClient(ropts, historyQueryPool)
+	t.Cleanup(func() { _ = c.Close() })
+	return newHistoryStore(c, c, prefix, maxLen, protocol.DefaultMaxMessageBytes,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
 }
 
 // adminClient is a Redis client of the test's own, for looking at keys.
@@ -409,22 +426,14 @@ func TestStatsRebuiltFromHistory(t *testing.T) {
 }
 
 // TestHistoryDedupAcrossStores: three writers given the same pongs (as
-// three instances get them) record each once, in order; a pong received
-// again after the window is recorded again.
+// three instances get them, each with its own receive time) record each
+// once, in order, the entry IDs from the first writer's receive times.
 func TestHistoryDedupAcrossStores(t *testing.T) {
 	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
 	admin := adminClient(t, url)
-	dropKeys(t, url, prefix)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var stores []*historyStore
 	for range 3 {
-		c := newHistoryClient(ropts, 1)
-		t.Cleanup(func() { _ = c.Close() })
-		stores = append(stores, newHistoryStore(c, c, prefix, 1000, 16384, quiet, NewMetrics(nil)))
+		stores = append(stores, testHistoryStore(t, url, prefix, 1000))
 	}
 	base := time.Now()
 	var want []string
@@ -485,15 +494,7 @@ func TestHistoryQueueBound(t *testing.T) {
 func TestHistoryFlushAtStop(t *testing.T) {
 	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
 	admin := adminClient(t, url)
-	dropKeys(t, url, prefix)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newHistoryClient(ropts, 1)
-	t.Cleanup(func() { _ = c.Close() })
-	m := NewMetrics(nil)
-	st := newHistoryStore(c, c, prefix, 1000, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), m)
+	st := testHistoryStore(t, url, prefix, 1000)
 	for i := range 50 {
 		item := benchEnvelope(i, time.Now().UnixMilli())
 		st.Append(item.exchange, item.env, item.data, time.UnixMilli(item.ms))
@@ -502,7 +503,7 @@ func TestHistoryFlushAtStop(t *testing.T) {
 	cancel() // stopped before it starts: all of it is the flush's
 	st.Run(ctx)
 	if n := admin.XLen(context.Background(), st.StreamKey("gateio")).Val(); n != 50 {
-		t.Errorf("%d of 50 queued pongs written at stop (failed %v)", n, testCounter(m.HistoryWrites.WithLabelValues("failed")))
+		t.Errorf("%d of 50 queued pongs written at stop (failed %v)", n, testCounter(st.counts.failed))
 	}
 }
 
@@ -511,19 +512,11 @@ func TestHistoryFlushAtStop(t *testing.T) {
 // entries when the stream holds more than it may read, oldest first in
 // the result; junk entries are skipped and counted.
 func TestHistoryRecentPagesNewestFirst(t *testing.T) {
-	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
-	dropKeys(t, url, prefix)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newHistoryClient(ropts, 1)
-	t.Cleanup(func() { _ = c.Close() })
-	st := newHistoryStore(c, c, prefix, 1000, 16384, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	st := testHistoryStore(t, hubtest.RedisURL(t), hubtest.KeyPrefix(t), 1000)
 	ctx := context.Background()
 	base := time.Now().Add(-time.Hour).UnixMilli()
 	key := st.StreamKey("gateio")
-	pipe := c.Pipeline()
+	pipe := st.writer.Pipeline()
 	const n = 1300
 	for i := range n {
 		it := benchEnvelope(i, base+int64(i/7))

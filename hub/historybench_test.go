@@ -21,16 +21,7 @@ import (
 // PONGCAST_TEST_REDIS_URL) under a prefix of its own, emptied at the end.
 func benchHistoryStore(b *testing.B) *historyStore {
 	b.Helper()
-	url, prefix := hubtest.RedisURL(b), hubtest.KeyPrefix(b)
-	dropKeys(b, url, prefix)
-	ropts, err := redis.ParseURL(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := newHistoryClient(ropts, historyQueryPool)
-	b.Cleanup(func() { _ = c.Close() })
-	return newHistoryStore(c, c, prefix, DefaultHistoryLen, protocol.DefaultMaxMessageBytes,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(nil))
+	return testHistoryStore(b, hubtest.RedisURL(b), hubtest.KeyPrefix(b), DefaultHistoryLen)
 }
 
 // benchEnvelope is a pong envelope like a connector's, numbered.
