@@ -41,6 +41,7 @@ const (
 	DefaultStaleAfter       = 120 * time.Second
 	DefaultLatencyAlertMs   = 1000
 	DefaultMaxExchanges     = 1000
+	DefaultHistoryLen       = 10000
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 )
@@ -104,6 +105,9 @@ type Config struct {
 	StaleAfter     time.Duration
 	LatencyAlertMs int
 	MaxExchanges   int
+	// HistoryLen is about how many pongs each exchange's history stream
+	// keeps; 0 turns history off.
+	HistoryLen int
 	// HandshakeTimeout bounds reading a handshake's headers (slowloris).
 	HandshakeTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
@@ -155,6 +159,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		staleAfter    = fs.Duration("stale-after", DefaultStaleAfter, "an exchange with no pong for this long is stale (exchange:status) (env PONGCAST_STALE_AFTER)")
 		latencyAlert  = fs.Int("latency-alert-ms", DefaultLatencyAlertMs, "an exchange whose pong reports a latency over this many `ms` is slow (env PONGCAST_LATENCY_ALERT_MS)")
 		maxExchanges  = fs.Int("max-exchanges", DefaultMaxExchanges, "most exchanges whose health is tracked; pongs of others are delivered, not tracked, and counted (env PONGCAST_MAX_EXCHANGES)")
+		historyLen    = fs.Int("history-len", DefaultHistoryLen, "about how many pongs each exchange's history keeps in Redis (a stream per exchange, written once across instances; history message, GET /v1/exchanges/{name}/history, statistics rebuilt at start); 0 turns history off (env PONGCAST_HISTORY_LEN)")
 		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
 		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
 		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
@@ -240,6 +245,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		StaleAfter:            *staleAfter,
 		LatencyAlertMs:        *latencyAlert,
 		MaxExchanges:          *maxExchanges,
+		HistoryLen:            *historyLen,
 		LogFormat:             *logFormat,
 		DebugAddr:             *debugAddr,
 		Dev:                   *dev,
@@ -340,6 +346,7 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		{"stale-after", "at least 1s", "", cfg.StaleAfter >= time.Second},
 		{"latency-alert-ms", ">= 1", "", cfg.LatencyAlertMs >= 1},
 		{"max-exchanges", "between 1 and 100000", "", cfg.MaxExchanges >= 1 && cfg.MaxExchanges <= 100_000},
+		{"history-len", "between 0 (off) and 10000000", "", cfg.HistoryLen >= 0 && cfg.HistoryLen <= 10_000_000},
 	} {
 		switch {
 		case refused[r.on]:

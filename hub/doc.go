@@ -6,7 +6,9 @@
 // token expiry (session.go, messages.go). Each session's socket belongs
 // to a wsconn.Conn (internal/wsconn), the only code that writes to it.
 // Around them: the HTTP/WebSocket endpoint (handler.go), connection
-// limits (admission.go), health and metrics.
+// limits (admission.go), health and metrics, and the history of every
+// pong in Redis Streams (history.go, historymsg.go): routing queues each
+// pong for its one writer goroutine, which Run owns, without waiting.
 //
 // Concurrency: a Server, its Hub and its Feed are safe for concurrent use.
 // Each client has exactly one reader goroutine, which alone tears its

@@ -34,26 +34,10 @@ func getJSON(t *testing.T, rawURL, token string) (*http.Response, httpError) {
 	return resp, body
 }
 
-// getInto makes a plain GET with the token in the header (if any) and
-// decodes the JSON body into v, failing if it is not JSON.
+// getInto is hubtest.GetJSON.
 func getInto(t *testing.T, rawURL, token string, v any) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("%s: body is not JSON: %v", resp.Status, err)
-	}
-	return resp
+	return hubtest.GetJSON(t, rawURL, token, v)
 }
 
 // A list longer than any client may hold is refused before a name is

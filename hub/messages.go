@@ -23,6 +23,8 @@ func (s *session) handle(data []byte) {
 		s.subscribe(msg.Exchanges, msg.ID)
 	case protocol.TypeStats:
 		s.handleStats(msg)
+	case protocol.TypeHistory:
+		s.handleHistory(msg)
 	case protocol.TypeUnsubscribe:
 		set := s.srv.hub.unsubscribe(s, msg.Exchanges)
 		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, nil, msg.ID))

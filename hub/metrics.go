@@ -45,6 +45,10 @@ type Metrics struct {
 	ExchangesUntracked prometheus.Counter
 	ExchangesForgotten prometheus.Counter
 	exchanges          *exchangeGauges
+	// HistoryWrites counts the pongs given to the history writer, by
+	// outcome; HistoryQueries the history requests that reached Redis.
+	HistoryWrites  *prometheus.CounterVec
+	HistoryQueries *prometheus.CounterVec
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -118,11 +122,15 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		ExchangesForgotten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_exchanges_forgotten_total", Help: "Exchanges forgotten after 24h without a pong, their slots freed for others."}),
 		exchanges: &exchangeGauges{trackers: make(map[*health.Tracker]struct{})},
+		HistoryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full)."}, []string{"result"}),
+		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP) read from Redis, by result: ok or error."}, []string{"result"}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
-		m.RedisReconnectAttempts, m.exchanges, m.ExchangesUntracked, m.ExchangesForgotten,
+		m.RedisReconnectAttempts, m.exchanges, m.ExchangesUntracked, m.ExchangesForgotten, m.HistoryWrites, m.HistoryQueries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
@@ -136,6 +144,12 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	}
 	for _, c := range closeCauses {
 		m.ClientCloses.WithLabelValues(c.Label)
+	}
+	for _, r := range []string{"ok", "duplicate", "failed", "dropped"} {
+		m.HistoryWrites.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error"} {
+		m.HistoryQueries.WithLabelValues(r)
 	}
 	return m
 }

@@ -19,6 +19,7 @@ const (
 	DefaultChannel          = "exchange:pong"
 	DefaultKeyPrefix        = "pongcast:"
 	DefaultMessageTimeout   = 10 * time.Second
+	DefaultHistoryLen       = 10000
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.
 	DefaultShutdownTimeout = 8 * time.Second
@@ -56,7 +57,8 @@ type Options struct {
 	// Channel is the Pub/Sub channel. If empty, DefaultChannel.
 	Channel string
 	// KeyPrefix begins every Redis key the server keeps (the snapshot
-	// hash is KeyPrefix+"snapshots"). If empty, DefaultKeyPrefix.
+	// hash is KeyPrefix+"snapshots", the history streams
+	// KeyPrefix+"history:{<exchange>}"). If empty, DefaultKeyPrefix.
 	KeyPrefix string
 	// AllowedOrigins are browser Origin host patterns (path.Match); "*"
 	// allows any origin. If empty, only same-origin browsers may connect.
@@ -107,6 +109,11 @@ type Options struct {
 	StaleAfter     time.Duration
 	LatencyAlertMs int
 	MaxExchanges   int
+	// HistoryLen is about how many pongs each exchange's history stream
+	// keeps (XADD MAXLEN ~). If zero, DefaultHistoryLen; if negative,
+	// history is off: nothing written, history requests refused. History
+	// needs a RedisURL.
+	HistoryLen int
 	// SubscribeAllOnConnect subscribes a connection that names no
 	// exchanges at connect to every exchange its token allows, as "*"
 	// would: the old broadcaster's behaviour, filtered by the token.
@@ -160,6 +167,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WriteTimeout == 0 {
 		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.HistoryLen == 0 {
+		o.HistoryLen = DefaultHistoryLen
 	}
 	if o.MessageTimeout == 0 {
 		o.MessageTimeout = DefaultMessageTimeout

@@ -41,6 +41,9 @@ func (s *Server) route(payload []byte, received time.Time) error {
 			"exchange", pong.Exchange, "max_exchanges", s.opts.MaxExchanges)
 	case s.snaps != nil:
 		s.snaps.Save(pong.Exchange, env, received)
+		if s.history != nil {
+			s.history.Append(pong.Exchange, env, len(pong.Data), received)
+		}
 	}
 	s.metrics.PongsRouted.Inc()
 	return nil

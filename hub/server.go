@@ -38,6 +38,12 @@ type Server struct {
 	conns      wsconn.Config // shared by every client connection
 	mux        *http.ServeMux
 
+	// history records every pong in Redis Streams; nil without a
+	// RedisURL or with history off, like its clients.
+	history       *historyStore
+	historyWriter *redis.Client
+	historyReader *redis.Client
+
 	// wg counts the sessions' readers; each waits for its connection's
 	// writer before it is done.
 	wg      sync.WaitGroup
@@ -113,6 +119,11 @@ func NewServer(opts Options) (*Server, error) {
 			_ = s.snapClient.Close()
 			return nil, fmt.Errorf("hub: snapshot metrics: %w", err)
 		}
+		if opts.HistoryLen > 0 {
+			s.historyWriter = newHistoryClient(ropts, 1)
+			s.historyReader = newHistoryClient(ropts, historyQueryPool)
+			s.history = newHistoryStore(s.historyWriter, s.historyReader, opts.KeyPrefix, opts.HistoryLen, opts.MaxMessageBytes, s.log, s.metrics)
+		}
 	}
 	s.conns = wsconn.Config{
 		SendQueue:       opts.SendQueue,
@@ -137,6 +148,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.mux.HandleFunc("GET /readyz", s.serveReady)
 	s.mux.HandleFunc("GET /v1/exchanges", s.serveExchanges)
 	s.mux.HandleFunc("GET /v1/exchanges/{name}", s.serveExchanges)
+	s.mux.HandleFunc("GET /v1/exchanges/{name}/history", s.serveHistory)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}))
 	return s, nil
 }
@@ -167,13 +179,20 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.running.Store(true)
 	var writer sync.WaitGroup
-	defer s.snapClient.Close() // after the writer is done
+	defer s.closeStoreClients() // after the writers are done
 	defer writer.Wait()
 	writer.Add(1)
 	go func() {
 		defer writer.Done()
 		s.snaps.Run(ctx)
 	}()
+	if s.history != nil {
+		writer.Add(1)
+		go func() {
+			defer writer.Done()
+			s.history.Run(ctx)
+		}()
+	}
 	s.loadSnapshots(ctx)
 	return s.feed.run(ctx)
 }
@@ -189,6 +208,7 @@ func (s *Server) loadSnapshots(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, snapshotLoadTimeout)
 	defer cancel()
 	stored, err := s.snaps.LoadAll(lctx)
+	s.rebuildFromHistory(ctx, stored) // before the merge: the history's own snapshots are no newer
 	for _, sn := range stored {
 		s.hub.health.Merge(sn.Exchange, sn.Envelope, sn.Received)
 	}
@@ -197,6 +217,16 @@ func (s *Server) loadSnapshots(ctx context.Context) {
 		return
 	}
 	s.log.Info("shared snapshots loaded", "exchanges", len(stored))
+}
+
+// closeStoreClients closes the clients of the snapshot and history
+// stores.
+func (s *Server) closeStoreClients() {
+	_ = s.snapClient.Close()
+	if s.history != nil {
+		_ = s.historyWriter.Close()
+		_ = s.historyReader.Close()
+	}
 }
 
 // Ready reports whether the server can deliver pongs: the Redis
@@ -245,7 +275,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.watchdog.close()
 	defer s.healthTimer.close()
 	if s.snapClient != nil && !s.running.Load() {
-		_ = s.snapClient.Close() // go-redis starts goroutines of its own
+		s.closeStoreClients() // go-redis starts goroutines of its own
 	}
 	select {
 	case <-done:

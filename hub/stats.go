@@ -102,20 +102,8 @@ type statsBody struct {
 // statistics the token may see, refused as a handshake would be (the same
 // rate per address, the same 401).
 func (s *Server) serveExchanges(w http.ResponseWriter, r *http.Request) {
-	// Each request costs a token check and up to every exchange's
-	// statistics: it takes from the same bucket per address as a
-	// handshake.
-	if ok, wait, _ := s.admission.allowHandshake(clientIP(r, s.opts.TrustedProxies), time.Now()); !ok {
-		s.metrics.HandshakeRefusals.WithLabelValues("ip_rate").Inc()
-		w.Header().Set("Retry-After", retryAfter(wait))
-		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this address; retry later")
-		return
-	}
-	claims, err := s.authenticate(r)
-	if err != nil {
-		s.metrics.AuthFailures.WithLabelValues(auth.Reason(err)).Inc()
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeHTTPError(w, http.StatusUnauthorized, "invalid_token", publicText(err))
+	claims, ok := s.admitQuery(w, r)
+	if !ok {
 		return
 	}
 	var names []string
@@ -138,4 +126,25 @@ func (s *Server) serveExchanges(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, publicText(err))
 	}
+}
+
+// admitQuery lets an HTTP query of the /v1/exchanges endpoints in, or
+// answers its refusal (429, 401) and reports false. Each request costs a
+// token check and a read of the statistics or of Redis: it takes from
+// the same bucket per address as a handshake.
+func (s *Server) admitQuery(w http.ResponseWriter, r *http.Request) (auth.Claims, bool) {
+	if ok, wait, _ := s.admission.allowHandshake(clientIP(r, s.opts.TrustedProxies), time.Now()); !ok {
+		s.metrics.HandshakeRefusals.WithLabelValues("ip_rate").Inc()
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeHTTPError(w, http.StatusTooManyRequests, "rate_limited", "too many requests from this address; retry later")
+		return auth.Claims{}, false
+	}
+	claims, err := s.authenticate(r)
+	if err != nil {
+		s.metrics.AuthFailures.WithLabelValues(auth.Reason(err)).Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeHTTPError(w, http.StatusUnauthorized, "invalid_token", publicText(err))
+		return auth.Claims{}, false
+	}
+	return claims, true
 }

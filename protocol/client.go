@@ -18,7 +18,7 @@ const (
 )
 
 // clientTypes lists the client message types, for refusals.
-const clientTypes = "subscribe, unsubscribe, stats or ping"
+const clientTypes = "subscribe, unsubscribe, stats, history or ping"
 
 // ErrBadRequest wraps every reason a client message is refused before it is
 // acted on; the server answers it with an error of code CodeBadRequest.
@@ -35,6 +35,8 @@ type ClientMessage struct {
 	ID json.RawMessage
 	// Window is a stats message's window as sent ("" when none was).
 	Window string
+	// History is a history message's request; nil for other types.
+	History *HistoryQuery
 }
 
 type clientWire struct {
@@ -72,6 +74,10 @@ func DecodeClientMessage(data []byte, maxNames int) (ClientMessage, error) {
 		if len(w.Exchanges) == 0 {
 			return msg, nil // every exchange the token allows
 		}
+	case TypeHistory:
+		q, err := decodeHistory(data)
+		msg.History = q
+		return msg, err
 	case TypeSubscribe, TypeUnsubscribe:
 	case "":
 		return msg, fmt.Errorf("%w: missing \"type\" (want %s)", ErrBadRequest, clientTypes)

@@ -42,6 +42,8 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"unsubscribe","exchanges":["*"],"id":3}`,
 		`{"type":"ping"}`, `{"type":"ping","id":null}`, `{}`, `[]`, `null`, `{"type":"subscribe","exchanges":[]}`,
 		`{"type":"subscribe","exchanges":["GATEIO","gateio"]}`, `{"type":"ping","id":1e400}`,
+		`{"type":"history","exchange":"GateIO","since":1765738899909,"until":1765738899999,"limit":10,"id":"h"}`,
+		`{"type":"history","exchange":"gateio","after":"1765738899909-3"}`, `{"type":"history","exchange":"*"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -66,13 +68,17 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, ID: msg.ID}); err != nil {
+		if err := enc.Encode(struct {
+			clientWire
+			historyWire
+		}{clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, ID: msg.ID}, historyFields(msg.History)}); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
 		re := bytes.TrimSpace(buf.Bytes())
 		back, err := DecodeClientMessage(re, fuzzMaxNames)
 		if err != nil || back.Type != msg.Type || back.Window != msg.Window || !slices.Equal(back.Exchanges, msg.Exchanges) ||
-			!bytes.Equal(compactJSON(back.ID), compactJSON(msg.ID)) {
+			!bytes.Equal(compactJSON(back.ID), compactJSON(msg.ID)) || (back.History == nil) != (msg.History == nil) ||
+			(msg.History != nil && *back.History != *msg.History) {
 			t.Fatalf("round trip of %s: %+v, %v; want %+v", re, back, err, msg)
 		}
 		// Any reply echoing the id is valid JSON.
@@ -121,6 +127,26 @@ func FuzzParsePong(f *testing.F) {
 			}
 		}
 	})
+}
+
+// historyFields are the fields of a history message that decode to q
+// (none for nil).
+func historyFields(q *HistoryQuery) historyWire {
+	if q == nil {
+		return historyWire{}
+	}
+	limit := int64(q.Limit)
+	w := historyWire{Exchange: &q.Exchange, Limit: &limit}
+	if q.After.Set {
+		after := q.After.String()
+		w.After = &after
+	} else {
+		w.Since = &q.Since
+	}
+	if q.Until != NoUntil {
+		w.Until = &q.Until
+	}
+	return w
 }
 
 func hasDup(s []string) bool {

@@ -115,6 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		StaleAfter:            cfg.StaleAfter,
 		LatencyAlertMs:        cfg.LatencyAlertMs,
 		MaxExchanges:          cfg.MaxExchanges,
+		HistoryLen:            historyLen(cfg.HistoryLen),
 		Logger:                log,
 	})
 	if err != nil {
@@ -203,4 +204,13 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// historyLen is the setting as hub.Options takes it: there zero is the
+// default, and off is negative.
+func historyLen(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -3,15 +3,10 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,28 +23,15 @@ func init() {
 	childModes["lowfiles"] = runWithLowFileLimit
 }
 
-// runWithLowFileLimit is the child: pongcast with its file limit lowered
-// to childFileLimit, its arguments from PONGCAST_TEST_ARGS (JSON), its
-// listen address printed on stdout. SIGTERM stops it.
+// runWithLowFileLimit is the child: pongcast (as runChildServer runs it)
+// with its file limit lowered to childFileLimit.
 func runWithLowFileLimit() int {
 	lim := syscall.Rlimit{Cur: childFileLimit, Max: childFileLimit}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		fmt.Fprintln(os.Stderr, "setrlimit:", err)
 		return 1
 	}
-	var args []string
-	if err := json.Unmarshal([]byte(os.Getenv("PONGCAST_TEST_ARGS")), &args); err != nil {
-		fmt.Fprintln(os.Stderr, "PONGCAST_TEST_ARGS:", err)
-		return 1
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, args, os.Getenv, os.Stdout, os.Stderr, func(addr string) { fmt.Println("listening", addr) })
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
+	return runChildServer()
 }
 
 // More idle TCP connections than the server may open files, all from one
@@ -58,47 +40,8 @@ func runWithLowFileLimit() int {
 // accept, counted; a client from another address is served at once.
 func TestIdleConnectionFloodLeavesRoomForClients(t *testing.T) {
 	redisURL := hubtest.RedisURL(t)
-	args, _ := json.Marshal([]string{"--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", hubtest.Channel(t), "--handshake-timeout", "1m"})
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "PONGCAST_TEST_CHILD=lowfiles", "PONGCAST_TEST_ARGS="+string(args), "PONGCAST_JWT_SECRET="+hubtest.Secret)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs syncBuffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("server exit: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("server did not exit on SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
-		}
-	})
-	lines := bufio.NewScanner(stdout)
-	addr := ""
-	for addr == "" && lines.Scan() {
-		addr, _ = strings.CutPrefix(lines.Text(), "listening ")
-	}
-	if addr == "" {
-		t.Fatalf("no listen address; log:\n%s", logs.String())
-	}
-	go func() {
-		for lines.Scan() { // keep the pipe drained
-		}
-	}()
+	srv := startChild(t, "lowfiles", "--addr", "127.0.0.1:0", "--redis-url", redisURL, "--channel", hubtest.Channel(t), "--handshake-timeout", "1m")
+	addr, logs := srv.addr, srv.logs
 
 	// The flood: from 127.0.0.2, connections that never send a byte.
 	const flood = childFileLimit + 100

@@ -129,17 +129,7 @@ func (t *Tracker) Expire(now time.Time) []Transition {
 	defer t.mu.Unlock()
 	var out []Transition
 	for e := t.stale.popDue(nowMs); e != nil; e = t.stale.popDue(nowMs) {
-		t.accountLocked(e, e.deadline)
-		tr := Transition{
-			Exchange: e.name,
-			Status:   StatusStale,
-			Previous: e.cur.Status,
-			Since:    time.UnixMilli(e.deadline),
-			Reason:   t.staleReason,
-		}
-		t.setStatusLocked(e, tr)
-		t.forget.set(e, e.lastPong+t.forgetMs)
-		out = append(out, tr)
+		out = append(out, t.staleLocked(e))
 	}
 	return out
 }
@@ -179,4 +169,20 @@ func (t *Tracker) NextForget() (time.Time, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.forget.next()
+}
+
+// staleLocked makes e, just taken out of the stale heap, stale at its
+// deadline, puts it in the forget heap, and returns the transition.
+func (t *Tracker) staleLocked(e *exchange) Transition {
+	t.accountLocked(e, e.deadline)
+	tr := Transition{
+		Exchange: e.name,
+		Status:   StatusStale,
+		Previous: e.cur.Status,
+		Since:    time.UnixMilli(e.deadline),
+		Reason:   t.staleReason,
+	}
+	t.setStatusLocked(e, tr)
+	t.forget.set(e, e.lastPong+t.forgetMs)
+	return tr
 }

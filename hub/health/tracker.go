@@ -139,7 +139,6 @@ type Observation struct {
 // whose snapshot nobody has read since the last pong) it allocates
 // nothing.
 func (t *Tracker) Observe(exchange string, s Sample, received time.Time, env []byte) Observation {
-	nowMs := unixMs(received)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.byName[exchange]
@@ -148,6 +147,12 @@ func (t *Tracker) Observe(exchange string, s Sample, received time.Time, env []b
 			return Observation{}
 		}
 	}
+	return t.observeLocked(e, s, received, env)
+}
+
+// observeLocked is Observe of a pong of e, tracked already.
+func (t *Tracker) observeLocked(e *exchange, s Sample, received time.Time, env []byte) Observation {
+	nowMs := unixMs(received)
 	prev := e.cur.Status
 	if prev != "" {
 		nowMs = max(nowMs, e.accounted)

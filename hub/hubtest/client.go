@@ -210,3 +210,25 @@ func (c *Client) ExpectClose(timeout time.Duration) (websocket.StatusCode, strin
 		c.t.Fatalf("connection ended without a close frame: %v", err)
 	}
 }
+
+// GetJSON makes a plain GET with the token in the header (if any) and
+// decodes the JSON body into v, failing if it is not JSON.
+func GetJSON(t testing.TB, rawURL, token string, v any) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: body is not JSON: %v", resp.Status, err)
+	}
+	return resp
+}

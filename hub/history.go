@@ -1,0 +1,496 @@
+package hub
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pongcast/pongcast/hub/health"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// The history store appends every accepted pong to a Redis Stream per
+// exchange, once across every instance, and reads it back for history
+// requests and, at start, for the rolling statistics.
+//
+// Keys: the stream KeyPrefix+"history:{<exchange>}", each entry one field
+// "env", the envelope the live clients got; beside it the de-dup set
+// KeyPrefix+"history:{<exchange>}:recent", a sorted set of the content
+// hashes of the pongs written in the last historyDedupWindow, scored by
+// Redis's clock. Both share the hash tag {<exchange>}, so the one script
+// that touches them stays in one slot of a Redis Cluster.
+//
+// Once: every instance receives every pong and runs the write script for
+// it; the script, atomic in Redis, writes it only if its hash (128 bits
+// of SHA-256 of the published payload, the same bytes at every instance,
+// whereas the envelope's timestamp is each instance's own) is not in the
+// recent set. Whichever instance comes first writes; the others find it
+// there. No leader, nothing to hand over when an instance dies: a script
+// runs wholly or not at all, and the others write what it did not. Each
+// instance writes in the order it received the pongs (one writer), so the
+// stream keeps publish order.
+//
+// Entry IDs: the ms part is the envelope's timestamp (the server receive
+// time) when that is later than the last entry's, else the last entry's
+// ms with the next sequence number; so since/until, in receive time, map
+// onto XRANGE, and IDs only grow.
+
+// History store limits and timings.
+const (
+	// historyKeyPart follows the key prefix in a stream's name.
+	historyKeyPart = "history:"
+	// historyQueueLen bounds the pongs waiting to be written: about half
+	// a minute of 1000 exchanges at a pong each 30 s. Past it a pong is
+	// dropped (counted), never waited for.
+	historyQueueLen = 1024
+	// historyWriteTimeout bounds one write script.
+	historyWriteTimeout = 2 * time.Second
+	// historyFlushTimeout bounds the writes still queued when Run stops.
+	historyFlushTimeout = 500 * time.Millisecond
+	// historyDedupWindow is how long a pong's hash stays in the recent
+	// set: an instance that lags the first writer by more than this
+	// writes the pong again.
+	historyDedupWindow = 10 * time.Second
+	// historyDedupCap bounds the recent set of one exchange, so a flood
+	// of distinct pongs keeps it small (the oldest hashes go first).
+	historyDedupCap = 1024
+	// historyQueryTimeout bounds one history request's reads: a Redis
+	// that does not answer must not hold a client's reader for long.
+	historyQueryTimeout = 2 * time.Second
+	// historyQueryPool is the connections history requests (and the
+	// rebuild at start) share; a request waits at most historyPoolWait
+	// for one.
+	historyQueryPool = 8
+	historyPoolWait  = time.Second
+	// historyReadPage is the most entries one XRANGE of a request asks
+	// for (plus one, to know whether more follow): a request capped by
+	// the message size stops after a page or two.
+	historyReadPage = 100
+	// historyHTTPBytes bounds the pongs of one HTTP reply.
+	historyHTTPBytes = 4 << 20
+	// historyRebuildTimeout bounds the rebuild of the statistics at
+	// start, which the subscription waits for.
+	historyRebuildTimeout = 5 * time.Second
+	// historyRebuildPage is the entries one XREVRANGE of the rebuild
+	// reads, and historyRebuildMax the most it reads of one exchange (a
+	// day at a pong every 2 s; they are held until replayed, 48 bytes
+	// each).
+	historyRebuildPage = 500
+	historyRebuildMax  = 50_000
+	// historyEntryField is the stream field holding the envelope.
+	historyEntryField = "env"
+)
+
+// historyWriteScript appends one pong unless it is in the recent set.
+// KEYS[1] is the stream, KEYS[2] the recent set; ARGV the pong's hash,
+// its receive time (Unix ms), the stream's MAXLEN, the de-dup window
+// (ms), the recent set's cap, the envelope. It returns {1, id} when it
+// wrote the pong, {0, ""} for a duplicate.
+var historyWriteScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
+  return {0, ''}
+end
+redis.call('ZADD', KEYS[2], now, ARGV[1])
+local n = redis.call('ZCARD', KEYS[2])
+local cap = tonumber(ARGV[5])
+if n > cap then
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - cap - 1)
+end
+redis.call('PEXPIRE', KEYS[2], 2 * window)
+local ms, seq = tonumber(ARGV[2]), 0
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last > 0 then
+  local lms, lseq = string.match(last[1][1], '^(%d+)-(%d+)$')
+  if lms and tonumber(lms) >= ms then
+    ms, seq = tonumber(lms), tonumber(lseq) + 1
+  end
+end
+local id = string.format('%d-%d', ms, seq)
+local ok = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], id, 'env', ARGV[6])
+if type(ok) == 'table' and ok.err then
+  -- An ID at or below the stream's top (its last entry deleted by
+  -- hand): let Redis choose one.
+  ok = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'env', ARGV[6])
+end
+return {1, ok}
+`)
+
+// ErrHistoryUnavailable wraps the reasons history cannot be read now.
+var ErrHistoryUnavailable = errors.New("hub: history unavailable")
+
+var (
+	errHistoryOff     = fmt.Errorf("%w: history is off on this server (--history-len 0)", ErrHistoryUnavailable)
+	errHistoryNoRedis = fmt.Errorf("%w: this server has no Redis", ErrHistoryUnavailable)
+	errHistoryRedis   = fmt.Errorf("%w: Redis did not answer in time; retry later", ErrHistoryUnavailable)
+)
+
+// historyItem is one pong waiting to be written: env is the envelope
+// route framed, which nobody writes to again, so it is kept, not copied.
+type historyItem struct {
+	exchange string
+	env      []byte
+	data     int // length of the data, at protocol.EnvelopeDataOffset
+	ms       int64
+}
+
+// historyStore is one instance's writer and reader of the history
+// streams. Append is safe for concurrent use and never waits; Run is
+// called once; Range and Recent are safe for concurrent use.
+type historyStore struct {
+	writer  redis.UniversalClient // Run's alone
+	reader  redis.UniversalClient
+	prefix  string
+	maxLen  int
+	maxEnv  int
+	log     *slog.Logger
+	queue   chan historyItem
+	counts  historyCounters
+	errLog  *logLimiter
+	readLog *logLimiter
+
+	// Run's own.
+	args    []any
+	keys    [2]string
+	failing bool
+}
+
+// historyCounters are the children of pongcast_history_writes_total, so
+// a pong costs no label lookup.
+type historyCounters struct {
+	ok, duplicate, failed, dropped prometheus.Counter
+}
+
+// newHistoryClient returns a Redis client for the history store from the
+// options the feed's URL parses to: pool connections, no retries of its
+// own (the store counts a failure and goes on), deadlines from contexts.
+func newHistoryClient(opts *redis.Options, pool int) *redis.Client {
+	o := *opts
+	if o.DialTimeout == 0 {
+		o.DialTimeout = 2 * time.Second
+	}
+	o.MaxRetries = -1
+	o.PoolSize = pool
+	o.PoolTimeout = historyPoolWait
+	o.ContextTimeoutEnabled = true
+	return redis.NewClient(&o)
+}
+
+// newHistoryStore returns a store of the streams under prefix, holding
+// about maxLen entries each. It does no I/O until Run, Range or Recent.
+func newHistoryStore(writer, reader redis.UniversalClient, prefix string, maxLen, maxEnv int, log *slog.Logger, m *Metrics) *historyStore {
+	return &historyStore{
+		writer: writer, reader: reader, prefix: prefix, maxLen: maxLen, maxEnv: maxEnv, log: log,
+		queue: make(chan historyItem, historyQueueLen),
+		counts: historyCounters{
+			ok:        m.HistoryWrites.WithLabelValues("ok"),
+			duplicate: m.HistoryWrites.WithLabelValues("duplicate"),
+			failed:    m.HistoryWrites.WithLabelValues("failed"),
+			dropped:   m.HistoryWrites.WithLabelValues("dropped"),
+		},
+		errLog:  newLogLimiter(10*time.Second, 1),
+		readLog: newLogLimiter(10*time.Second, 1),
+	}
+}
+
+// StreamKey is the name of exchange's stream.
+func (h *historyStore) StreamKey(exchange string) string {
+	return h.prefix + historyKeyPart + "{" + exchange + "}"
+}
+
+// Append queues one routed pong of exchange (env its envelope, dataLen
+// the length of the published data in it, received its receive time)
+// to be written. It never waits: with the queue full the pong is counted
+// as dropped. env must not be written to afterwards.
+func (h *historyStore) Append(exchange string, env []byte, dataLen int, received time.Time) {
+	select {
+	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli()}:
+	default:
+		h.counts.dropped.Inc()
+	}
+}
+
+// Run writes the queued pongs, one script each, in the order queued,
+// until ctx ends, then what is still queued within historyFlushTimeout.
+// A failed write is counted and not retried (another instance may have
+// written it; if none did, it is missing); after a failure the writer
+// pauses, with jittered exponential backoff, and counts the pongs it
+// takes meanwhile as failed unwritten, so a Redis that is down costs
+// neither memory nor a timeout per pong.
+func (h *historyStore) Run(ctx context.Context) {
+	var (
+		backoff    time.Duration
+		pauseUntil time.Time
+	)
+	for {
+		var it historyItem
+		select {
+		case <-ctx.Done():
+			h.flush(ctx, nil)
+			return
+		case it = <-h.queue:
+		}
+		if backoff > 0 && time.Now().Before(pauseUntil) {
+			h.counts.failed.Inc()
+			continue
+		}
+		err := h.write(ctx, it)
+		switch {
+		case err == nil:
+			backoff = 0
+		case ctx.Err() != nil:
+			h.flush(ctx, &it) // stopping: the last attempt, bounded, this pong first
+			return
+		default:
+			backoff = min(max(2*backoff, feedBackoffMin), feedBackoffMax)
+			// Full jitter keeps instances from retrying in lockstep.
+			pauseUntil = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
+		}
+	}
+}
+
+// flush writes what is queued when Run stops (first, the pong whose
+// write the stop cut short, if any), within historyFlushTimeout; what
+// is left is counted as failed.
+func (h *historyStore) flush(ctx context.Context, first *historyItem) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyFlushTimeout)
+	defer cancel()
+	for {
+		var it historyItem
+		if first != nil {
+			it, first = *first, nil
+		} else {
+			select {
+			case it = <-h.queue:
+			default:
+				return
+			}
+		}
+		// write counts its own failures, except one the deadline cut.
+		if ctx.Err() != nil || (h.write(ctx, it) != nil && ctx.Err() != nil) {
+			h.counts.failed.Inc()
+		}
+	}
+}
+
+// write runs the write script for one pong and counts the outcome.
+func (h *historyStore) write(ctx context.Context, it historyItem) error {
+	off := protocol.EnvelopeDataOffset(it.exchange)
+	sum := sha256.Sum256(it.env[off : off+it.data])
+	var hash [32]byte
+	hex.Encode(hash[:], sum[:16])
+	h.keys[0] = h.StreamKey(it.exchange)
+	h.keys[1] = h.keys[0] + ":recent"
+	h.args = append(h.args[:0], hash[:], it.ms, h.maxLen, historyDedupWindow.Milliseconds(), historyDedupCap, it.env)
+	wctx, cancel := context.WithTimeout(ctx, historyWriteTimeout)
+	defer cancel()
+	res, err := historyWriteScript.Run(wctx, h.writer, h.keys[:], h.args...).Slice()
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("hub: history write script answered %d values, want 2", len(res))
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			h.counts.failed.Inc()
+			h.failing = true
+			h.errLog.log(h.log, slog.LevelWarn, "history writes failing; pongs are delivered, not recorded",
+				"exchange", it.exchange, "error", err)
+		}
+		return err
+	}
+	if h.failing {
+		h.failing = false
+		h.log.Info("history writes resumed")
+	}
+	if added, _ := res[0].(int64); added == 1 {
+		h.counts.ok.Inc()
+	} else {
+		h.counts.duplicate.Inc()
+	}
+	return nil
+}
+
+// historyPage is one answer to a history request.
+type historyPage struct {
+	pongs [][]byte
+	// more says that pongs in the range follow the last one here.
+	more bool
+	// cursor is where the page stopped: the position of the last entry
+	// it looked at; not set when it looked at none.
+	cursor protocol.Cursor
+	// found is false when the exchange has no stream at all.
+	found bool
+}
+
+// maxStreamSeq is the largest sequence number of a stream ID.
+const maxStreamSeq = "18446744073709551615"
+
+// Range reads the pongs of q oldest first: at most q.Limit, their
+// envelopes and the commas between them within budget bytes (0: no
+// bound). An entry that is not an envelope within the message cap is
+// skipped and logged; one too large for budget alone is skipped too (the
+// HTTP endpoint, without a tight budget, has it), so a reply never stalls
+// on it.
+func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budget int) (historyPage, error) {
+	key := h.StreamKey(q.Exchange)
+	start := strconv.FormatInt(q.Since, 10) + "-0"
+	if q.After.Set {
+		start = nextStreamID(q.After)
+	}
+	end := "+"
+	if q.Until != protocol.NoUntil {
+		end = strconv.FormatInt(q.Until, 10) + "-" + maxStreamSeq
+	}
+	page := historyPage{found: true}
+	used := 0
+	for start != "" {
+		want := min(q.Limit-len(page.pongs), historyReadPage) + 1
+		msgs, err := h.reader.XRangeN(ctx, key, start, end, int64(want)).Result()
+		if err != nil {
+			return historyPage{}, fmt.Errorf("%w: read %s: %w", ErrHistoryUnavailable, key, err)
+		}
+		for _, m := range msgs {
+			if len(page.pongs) == q.Limit {
+				page.more = true
+				return page, nil
+			}
+			cur, err := protocol.ParseCursor(m.ID)
+			if err != nil {
+				h.readLog.log(h.log, slog.LevelWarn, "history entry with an ID past the range; read stops there", "key", key, "id", m.ID)
+				return page, nil
+			}
+			env, ok := m.Values[historyEntryField].(string)
+			if !ok || len(env) > h.maxEnv || len(env) < 2 || env[0] != '{' {
+				h.readLog.log(h.log, slog.LevelWarn, "history entry skipped: not an envelope", "key", key, "id", m.ID)
+				page.cursor = cur
+				continue
+			}
+			cost := len(env) + min(1, len(page.pongs)) // a comma before all but the first
+			switch {
+			case budget > 0 && len(env) > budget:
+				h.readLog.log(h.log, slog.LevelInfo, "history entry too large for a history message, left out (GET .../history has it)",
+					"key", key, "id", m.ID, "bytes", len(env))
+				page.cursor = cur
+				continue
+			case budget > 0 && used+cost > budget:
+				page.more = true
+				return page, nil
+			}
+			used += cost
+			page.pongs = append(page.pongs, []byte(env))
+			page.cursor = cur
+		}
+		if len(msgs) < want {
+			break
+		}
+		start = nextStreamID(page.cursor)
+	}
+	if !page.cursor.Set {
+		n, err := h.reader.Exists(ctx, key).Result()
+		if err != nil {
+			return historyPage{}, fmt.Errorf("%w: read %s: %w", ErrHistoryUnavailable, key, err)
+		}
+		page.found = n == 1
+	}
+	return page, nil
+}
+
+// nextStreamID is the first stream ID after c; "" when there is none.
+func nextStreamID(c protocol.Cursor) string {
+	switch {
+	case c.Seq < 1<<64-1:
+		return strconv.FormatUint(c.Ms, 10) + "-" + strconv.FormatUint(c.Seq+1, 10)
+	case c.Ms < protocol.MaxHistoryMs:
+		return strconv.FormatUint(c.Ms+1, 10) + "-0"
+	}
+	return ""
+}
+
+// Recent reads exchange's pongs received since from, oldest first, for
+// health.Tracker.Replay: at most the stream's length (and
+// historyRebuildMax), newest first from Redis, so a read cut short by
+// ctx keeps the newest part (the short windows right). It returns the
+// last envelope too, and how many entries it skipped for not being pong
+// envelopes of exchange. On an error it returns what it read before it.
+func (h *historyStore) Recent(ctx context.Context, exchange string, from time.Time) ([]health.PastPong, []byte, int, error) {
+	key := h.StreamKey(exchange)
+	start := strconv.FormatInt(max(0, from.UnixMilli()), 10) + "-0"
+	end := "+"
+	var (
+		past    []health.PastPong
+		last    []byte
+		skipped int
+	)
+	most := min(h.maxLen, historyRebuildMax)
+	for len(past)+skipped < most {
+		n := min(historyRebuildPage, most-len(past)-skipped)
+		msgs, err := h.reader.XRevRangeN(ctx, key, end, start, int64(n)).Result()
+		if err != nil {
+			slices.Reverse(past)
+			return past, last, skipped, fmt.Errorf("hub: read %s: %w", key, err)
+		}
+		for _, m := range msgs {
+			env, _ := m.Values[historyEntryField].(string)
+			p, ok := h.pastPong(exchange, env)
+			if !ok {
+				skipped++
+				continue
+			}
+			if last == nil {
+				last = []byte(env)
+			}
+			past = append(past, p)
+		}
+		if len(msgs) < n {
+			break
+		}
+		cur, err := protocol.ParseCursor(msgs[len(msgs)-1].ID)
+		if err != nil || (cur.Ms == 0 && cur.Seq == 0) {
+			break
+		}
+		if cur.Seq > 0 {
+			end = strconv.FormatUint(cur.Ms, 10) + "-" + strconv.FormatUint(cur.Seq-1, 10)
+		} else {
+			end = strconv.FormatUint(cur.Ms-1, 10) + "-" + maxStreamSeq
+		}
+	}
+	slices.Reverse(past)
+	return past, last, skipped, nil
+}
+
+// pastPong reads one stored envelope of exchange as Replay takes it.
+func (h *historyStore) pastPong(exchange, env string) (health.PastPong, bool) {
+	if len(env) > h.maxEnv {
+		return health.PastPong{}, false
+	}
+	var e struct {
+		Type      string          `json:"type"`
+		Exchange  string          `json:"exchange"`
+		Data      json.RawMessage `json:"data"`
+		Timestamp *int64          `json:"timestamp"`
+	}
+	if json.Unmarshal([]byte(env), &e) != nil || e.Type != protocol.TypeExchangePong || e.Exchange != exchange || e.Timestamp == nil {
+		return health.PastPong{}, false
+	}
+	p, err := protocol.ParsePong(e.Data, h.maxEnv)
+	if err != nil || p.Exchange != exchange {
+		return health.PastPong{}, false
+	}
+	return health.PastPong{
+		Sample:   health.Sample{Status: p.Status, Latency: p.Latency, HasLatency: p.HasLatency},
+		Received: time.UnixMilli(*e.Timestamp),
+	}, true
+}

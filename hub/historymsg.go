@@ -1,0 +1,173 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/protocol"
+)
+
+// historyRebuildSpan is how far back the statistics are rebuilt: their
+// longest window.
+const historyRebuildSpan = 24 * time.Hour
+
+// queryHistory answers one history request of a holder of claims within
+// budget bytes of pongs (0: historyHTTPBytes), bounded by
+// historyQueryTimeout.
+func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
+	switch {
+	case !claims.Allows(q.Exchange):
+		return historyPage{}, fmt.Errorf("%w: %s", ErrForbidden, q.Exchange)
+	case s.history != nil:
+	case s.feed == nil:
+		return historyPage{}, errHistoryNoRedis
+	default:
+		return historyPage{}, errHistoryOff
+	}
+	if budget <= 0 {
+		budget = historyHTTPBytes
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), historyQueryTimeout)
+	defer cancel()
+	page, err := s.history.Range(ctx, q, budget)
+	if err != nil {
+		s.metrics.HistoryQueries.WithLabelValues("error").Inc()
+		s.history.readLog.log(s.log, slog.LevelWarn, "history read failed", "exchange", q.Exchange, "error", err)
+		return historyPage{}, errHistoryRedis // the details (address, key) are the operator's, in the log
+	}
+	s.metrics.HistoryQueries.WithLabelValues("ok").Inc()
+	return page, nil
+}
+
+// historyErrorCode maps the refusals of a history request to wire codes,
+// in one place.
+func historyErrorCode(err error) string {
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return protocol.CodeForbidden
+	case errors.Is(err, ErrHistoryUnavailable):
+		return protocol.CodeUnavailable
+	}
+	return protocol.CodeInternal
+}
+
+// handleHistory answers a history message. It reads Redis on the
+// session's reader, so the client's next message waits for it (at most
+// historyQueryTimeout): one request in flight per client, no other
+// client delayed.
+func (sess *session) handleHistory(msg protocol.ClientMessage) {
+	s := sess.srv
+	q := *msg.History
+	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
+	page, err := s.queryHistory(sess.claims, q, max(1, budget))
+	if err != nil {
+		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
+		return
+	}
+	sess.reply(protocol.EncodeHistory(q.Exchange, page.pongs, page.more, page.cursor, msg.ID))
+}
+
+// serveHistory answers GET /v1/exchanges/{name}/history?since=&until=&limit=&after=,
+// refused as GET /v1/exchanges is (the same rate per address, the same
+// 401 and 403); 404 for an exchange without history.
+func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
+	claims, ok := s.admitQuery(w, r)
+	if !ok {
+		return
+	}
+	q, err := historyQueryOf(r)
+	if err != nil {
+		writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, publicText(err))
+		return
+	}
+	page, err := s.queryHistory(claims, q, 0)
+	switch {
+	case errors.Is(err, ErrForbidden):
+		writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, publicText(err))
+	case errors.Is(err, ErrHistoryUnavailable):
+		if errors.Is(err, errHistoryRedis) {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeHTTPError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, publicText(err))
+	case err != nil:
+		writeHTTPError(w, http.StatusInternalServerError, protocol.CodeInternal, publicText(err))
+	case !page.found:
+		writeHTTPError(w, http.StatusNotFound, "not_found", "no history for that exchange: no pong of it recorded")
+	default:
+		body := protocol.AppendHistory(nil, false, q.Exchange, page.pongs, page.more, page.cursor, nil)
+		writeRawJSON(w, http.StatusOK, body)
+	}
+}
+
+// writeRawJSON writes body, JSON already, as writeJSON writes a value:
+// the envelopes in it go out byte for byte, as the live clients got them.
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// historyQueryOf reads a history request from the path and query of r.
+func historyQueryOf(r *http.Request) (protocol.HistoryQuery, error) {
+	query := r.URL.Query()
+	var nums [3]*int64
+	for i, name := range []string{"since", "until", "limit"} {
+		raw := query.Get(name)
+		if raw == "" {
+			continue
+		}
+		v, err := strconv.ParseInt(raw, 10, 64)
+		if err != nil {
+			return protocol.HistoryQuery{}, fmt.Errorf("%w: %q must be an integer", protocol.ErrBadRequest, name)
+		}
+		nums[i] = &v
+	}
+	var after *string
+	if raw := query.Get("after"); raw != "" {
+		after = &raw
+	}
+	return protocol.NewHistoryQuery(r.PathValue("name"), nums[0], nums[1], nums[2], after)
+}
+
+// rebuildFromHistory rebuilds the rolling statistics of the exchanges in
+// the shared snapshots from their history over the last day, before the
+// feed delivers a live pong (so none is counted twice), within
+// historyRebuildTimeout (so a slow Redis delays readiness that much at
+// most). What it could not read in time is left out, and logged.
+func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot) {
+	if s.history == nil || len(known) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, historyRebuildTimeout)
+	defer cancel()
+	from := time.Now().Add(-historyRebuildSpan)
+	var exchanges, pongs, skipped, left int
+	var lastErr error
+	for i, sn := range known {
+		past, env, bad, err := s.history.Recent(ctx, sn.Exchange, from)
+		skipped += bad
+		r := s.hub.health.Replay(sn.Exchange, past, env)
+		if r.Applied {
+			exchanges++
+			pongs += len(past)
+		}
+		if err != nil {
+			lastErr = err
+			left = len(known) - i - 1
+			break
+		}
+	}
+	if lastErr != nil {
+		s.log.Warn("statistics rebuilt from history in part", "exchanges", exchanges, "pongs", pongs,
+			"skipped", skipped, "exchanges_left", left, "error", lastErr)
+		return
+	}
+	s.log.Info("statistics rebuilt from history", "exchanges", exchanges, "pongs", pongs, "skipped", skipped)
+}
