@@ -42,6 +42,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"unsubscribe","exchanges":["*"],"id":3}`,
 		`{"type":"ping"}`, `{"type":"ping","id":null}`, `{}`, `[]`, `null`, `{"type":"subscribe","exchanges":[]}`,
 		`{"type":"subscribe","exchanges":["GATEIO","gateio"]}`, `{"type":"ping","id":1e400}`,
+		`{"type":"auth","token":"a.b.c","id":1}`, `{"type":"auth","token":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -66,12 +67,12 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
-		if err := enc.Encode(clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, ID: msg.ID}); err != nil {
+		if err := enc.Encode(clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, Token: msg.Token, ID: msg.ID}); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
 		re := bytes.TrimSpace(buf.Bytes())
 		back, err := DecodeClientMessage(re, fuzzMaxNames)
-		if err != nil || back.Type != msg.Type || back.Window != msg.Window || !slices.Equal(back.Exchanges, msg.Exchanges) ||
+		if err != nil || back.Type != msg.Type || back.Window != msg.Window || back.Token != msg.Token || !slices.Equal(back.Exchanges, msg.Exchanges) ||
 			!bytes.Equal(compactJSON(back.ID), compactJSON(msg.ID)) {
 			t.Fatalf("round trip of %s: %+v, %v; want %+v", re, back, err, msg)
 		}
