@@ -41,6 +41,14 @@ type Metrics struct {
 	// ExchangesUntracked counts the pongs of exchanges past the bound.
 	Exchanges          *prometheus.GaugeVec
 	ExchangesUntracked prometheus.Counter
+	// The token lifecycle: refreshes accepted, revocation entries held,
+	// connections closed for a revoked token, entries not held for the
+	// bound, and entries or announcements refused as malformed.
+	TokenRefreshes      prometheus.Counter
+	Revocations         prometheus.Gauge
+	RevokedCloses       prometheus.Counter
+	RevocationsOverflow prometheus.Counter
+	RevocationsInvalid  prometheus.Counter
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -50,6 +58,7 @@ type Metrics struct {
 var handshakeRefusalReasons = []string{
 	"bad_request", "forbidden", "ip_rate", "origin", "shutting_down", "upgrade",
 	string(admitServerFull), string(admitUserFull), string(admitPendingFull), string(admitPendingIP),
+	string(admitUnauthFull), string(admitUnauthIP),
 }
 
 // closeCauses are the causes a client connection ends for, whose labels
@@ -58,6 +67,7 @@ var handshakeRefusalReasons = []string{
 // package and in wsconn is here.
 var closeCauses = []wsconn.Cause{
 	causeRateLimit, causeTokenExpired, causeShutdown, causeBinary, causeInvalidUTF8,
+	causeUnauthorized, causeTokenRevoked, causeConnectionLimit,
 	wsconn.CauseSlowConsumer, wsconn.CauseWriteTimeout, wsconn.CauseKeepAlive, wsconn.CauseMessageTimeout,
 	wsconn.CausePeerClosed, wsconn.CauseTooBig, wsconn.CauseConnError,
 }
@@ -93,7 +103,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		RateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_rate_limit_closes_total", Help: "Clients closed for going over the rate limit repeatedly."}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_auth_failures_total", Help: "Handshakes refused for their token, by reason."}, []string{"reason"}),
+			Name: "pongcast_auth_failures_total", Help: "Handshakes and auth messages refused for their token (or its absence), by reason."}, []string{"reason"}),
 		HandshakeRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pongcast_handshake_refusals_total", Help: "Handshakes refused for reasons other than the token, by reason."}, []string{"reason"}),
 		ClientCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -113,11 +123,22 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_exchanges", Help: "Exchanges tracked now, by status (up, slow, down, stale)."}, []string{"status"}),
 		ExchangesUntracked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_exchanges_untracked_total", Help: "Pongs of exchanges past --max-exchanges: delivered, but not tracked."}),
+		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_token_refreshes_total", Help: "Tokens replaced in-band by an auth message on an authenticated connection."}),
+		Revocations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pongcast_revocations", Help: "Revocation entries (pongctl token revoke) held now."}),
+		RevokedCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revoked_closes_total", Help: "Connections closed because their token was revoked."}),
+		RevocationsOverflow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revocations_overflow_total", Help: "Revocation entries not held because --max-revocations were held already."}),
+		RevocationsInvalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revocations_invalid_total", Help: "Revocation entries or announcements from Redis refused as malformed."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
 		m.RedisReconnectAttempts, m.Exchanges, m.ExchangesUntracked,
+		m.TokenRefreshes, m.Revocations, m.RevokedCloses, m.RevocationsOverflow, m.RevocationsInvalid,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {
