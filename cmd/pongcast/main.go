@@ -115,6 +115,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		StaleAfter:            cfg.StaleAfter,
 		LatencyAlertMs:        cfg.LatencyAlertMs,
 		MaxExchanges:          cfg.MaxExchanges,
+		AuthTimeout:           cfg.AuthTimeout,
+		MaxRevocations:        cfg.MaxRevocations,
 		Logger:                log,
 	})
 	if err != nil {
