@@ -344,7 +344,8 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 }
 
 func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
-	s := startServer(t, hubtest.RedisURL(t), "--allowed-origins", "https://app.example.com")
+	// First-message auth off: a handshake without a token gets 401.
+	s := startServer(t, hubtest.RedisURL(t), "--allowed-origins", "https://app.example.com", "--auth-timeout", "0")
 	s.waitReady()
 	good := hubtest.Token(t, "a", time.Hour, "*")
 	expired := hubtest.Sign(t, auth.TokenSpec{Subject: "a", Exchanges: []string{"*"}, TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
