@@ -331,6 +331,10 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	c := hubtest.MustDial(t, s.ws("exchanges=gateio"), hubtest.Token(t, "brief", 2*time.Second, "*"))
 	c.ReadType("subscribed")
 	start := time.Now()
+	// token_expiring comes first, half the short token's life before exp.
+	if m := c.ReadType("token_expiring"); m.Exp == 0 {
+		t.Fatalf("got %s, want the warning with its exp", m.Raw)
+	}
 	if m := c.ReadType("error"); m.Code != "token_expired" {
 		t.Fatalf("got %s, want token_expired", m.Raw)
 	}
