@@ -177,6 +177,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	// The 101 went out with the reply, or goes now.
 	conn.FinishHandshake()
 	c.armTimer(time.Now())
+	if !waiting {
+		s.revokedSince(claims, c)
+	}
 	go c.readLoop()
 }
 

@@ -244,6 +244,9 @@ func (s *session) firstMessage(data []byte) {
 	s.rearmLocked(now)
 	s.token.mu.Unlock()
 	s.conn.SetReadLimit(s.srv.opts.MaxMessageBytes)
+	if s.srv.revokedSince(claims, s) {
+		return
+	}
 	s.srv.log.Debug("client authenticated", "client", s, "exchanges", claims.Exchanges)
 	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
 	if initial := s.token.initial; len(initial) > 0 {
@@ -272,12 +275,27 @@ func (s *session) refresh(msg protocol.ClientMessage) {
 	s.claims = claims
 	s.rearmLocked(now)
 	s.token.mu.Unlock()
+	if s.srv.revokedSince(claims, s) {
+		return
+	}
 	set, dropped := s.srv.hub.restrict(s, claims)
 	s.srv.metrics.TokenRefreshes.Inc()
 	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
 	if dropped {
 		s.reply(protocol.EncodeDropped(set, protocol.ReasonToken))
 	}
+}
+
+// revokedSince closes c if its token, verified before c held it, was
+// revoked in between: an announcement's sweep may have run before c
+// held the token, and missed it. It reports whether it closed c.
+func (s *Server) revokedSince(claims auth.Claims, c *session) bool {
+	if !s.revocations.revoked(claims, time.Now()) {
+		return false
+	}
+	s.metrics.RevokedCloses.Inc()
+	c.revoke()
+	return true
 }
 
 // revokedBy reports whether r covers the session's token.
