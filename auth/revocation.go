@@ -132,8 +132,15 @@ func (r Revocation) EncodeAnnouncement() []byte {
 	return b
 }
 
+// maxAnnouncementBytes bounds an announcement: a key of at most
+// MaxRevocationField bytes, escaped, and two numbers fit well within it.
+const maxAnnouncementBytes = 2048
+
 // DecodeAnnouncement reads an announcement; errors wrap ErrBadRevocation.
 func DecodeAnnouncement(data []byte) (Revocation, error) {
+	if len(data) > maxAnnouncementBytes {
+		return Revocation{}, fmt.Errorf("%w: an announcement of %d bytes (at most %d)", ErrBadRevocation, len(data), maxAnnouncementBytes)
+	}
 	var w revocationWire
 	if err := json.Unmarshal(data, &w); err != nil {
 		return Revocation{}, fmt.Errorf("%w: not a JSON announcement", ErrBadRevocation)

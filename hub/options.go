@@ -20,7 +20,7 @@ const (
 	DefaultKeyPrefix        = "pongcast:"
 	DefaultMessageTimeout   = 10 * time.Second
 	// DefaultMaxRevocations bounds the revocation entries one server
-	// holds (about 100 bytes each).
+	// holds (about 215 bytes each with 32-character jtis: 21 MB).
 	DefaultMaxRevocations = 100_000
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.

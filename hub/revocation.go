@@ -204,15 +204,20 @@ func (l *revocationList) load(ctx context.Context, client redis.Cmdable, prefix 
 // revocationLoadTimeout bounds one load of the list.
 const revocationLoadTimeout = 10 * time.Second
 
-// revocationRetry is how soon a load that failed is tried again while the
-// subscription is live.
-const revocationRetry = time.Second
+// A load that failed is tried again while the subscription is live,
+// after revocationRetryMin, doubling up to revocationRetryMax.
+const (
+	revocationRetryMin = time.Second
+	revocationRetryMax = 30 * time.Second
+)
 
 // runRevocations loads the revocation list whenever the control channel
 // subscription becomes live, until ctx ends, and closes the connections
 // it covers. A load that fails is retried.
 func (s *Server) runRevocations(ctx context.Context) {
 	retry := (<-chan time.Time)(nil)
+	backoff := revocationRetryMin
+	failLog := newLogLimiter(time.Minute, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,10 +233,14 @@ func (s *Server) runRevocations(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Warn("revocation list not loaded; retrying", "error", err, "retry_in", revocationRetry)
-			retry = time.After(revocationRetry)
+			// Not ready until it loads: the operator must hear why.
+			failLog.log(s.log, slog.LevelError, "revocation list not loaded (the server is not ready until it is); retrying",
+				"key", RevocationsKey(s.opts.KeyPrefix), "error", err, "retry_in", backoff)
+			retry = time.After(backoff)
+			backoff = min(2*backoff, revocationRetryMax)
 			continue
 		}
+		backoff = revocationRetryMin
 		first := !s.revocations.loaded.Swap(true)
 		s.log.Info("revocation list loaded", "entries", n, "first", first)
 		s.closeRevoked(func(c *session) bool { return c.revokedNow(s.revocations) })

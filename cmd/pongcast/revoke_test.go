@@ -111,37 +111,22 @@ func (c *child) metric(sample string) string {
 	return v
 }
 
-var (
-	pongctlOnce sync.Once
-	pongctlBin  string
-	pongctlErr  error
-)
-
-// pongctlBinary builds cmd/pongctl once for the test binary's run.
+// pongctlBinary builds cmd/pongctl for the test (the build cache makes a
+// second build quick).
 func pongctlBinary(t *testing.T) string {
 	t.Helper()
-	pongctlOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pongctl-test")
-		if err != nil {
-			pongctlErr = err
-			return
-		}
-		pongctlBin = filepath.Join(dir, "pongctl")
-		if out, err := exec.Command("go", "build", "-o", pongctlBin, "../pongctl").CombinedOutput(); err != nil {
-			pongctlErr = fmt.Errorf("build pongctl: %v\n%s", err, out)
-		}
-	})
-	if pongctlErr != nil {
-		t.Fatal(pongctlErr)
+	bin := filepath.Join(t.TempDir(), "pongctl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../pongctl").CombinedOutput(); err != nil {
+		t.Fatalf("build pongctl: %v\n%s", err, out)
 	}
-	return pongctlBin
+	return bin
 }
 
 // revoke runs the real pongctl token revoke against redisURL and prefix,
 // from the environment as an operator would set it.
-func revoke(t *testing.T, redisURL, prefix string, args ...string) string {
+func revoke(t *testing.T, bin, redisURL, prefix string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(pongctlBinary(t), append([]string{"token", "revoke"}, args...)...)
+	cmd := exec.Command(bin, append([]string{"token", "revoke"}, args...)...)
 	cmd.Env = []string{"PONGCAST_REDIS_URL=" + redisURL, "PONGCAST_KEY_PREFIX=" + prefix, "PONGCAST_JWT_SECRET=" + hubtest.Secret}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -190,6 +175,7 @@ func alive(t *testing.T, c *hubtest.Client) {
 // instance started later; others' connections live on.
 func TestRevocationAcrossInstances(t *testing.T) {
 	redisURL, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	bin := pongctlBinary(t)
 	a, b := startChild(t, redisURL, prefix), startChild(t, redisURL, prefix)
 	alice := hubtest.Token(t, "alice", time.Hour, "*")
 	bob := hubtest.Token(t, "bob", time.Hour, "*")
@@ -208,7 +194,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 		alive(t, c) // registered before the revocation
 	}
 
-	out := revoke(t, redisURL, prefix, "--jti", claims.ID)
+	out := revoke(t, bin, redisURL, prefix, "--jti", claims.ID)
 	returned := time.Now()
 	if !strings.Contains(out, "announced to 2 server(s)") {
 		t.Errorf("pongctl said %q, want both servers announced to", out)
@@ -223,7 +209,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 		t.Errorf("revoked handshakes counted %q, want 1", got)
 	}
 
-	revoke(t, redisURL, prefix, "--sub", "bob")
+	revoke(t, bin, redisURL, prefix, "--sub", "bob")
 	expectRevoked(t, bobA)
 	expectRevoked(t, bobB)
 	expect401(t, a.ws(), bob)
@@ -252,6 +238,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 // reconnect.
 func TestRevocationAppliedAfterReconnect(t *testing.T) {
 	redisURL, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	bin := pongctlBinary(t)
 	proxy := startCutProxy(t, redisAddr(t, redisURL))
 	viaProxy := strings.Replace(redisURL, redisAddr(t, redisURL), proxy.addr(), 1)
 	s := startChild(t, viaProxy, prefix)
@@ -261,7 +248,7 @@ func TestRevocationAppliedAfterReconnect(t *testing.T) {
 
 	proxy.cut()
 	s.waitStatus(http.StatusServiceUnavailable)
-	if out := revoke(t, redisURL, prefix, "--sub", "dave"); !strings.Contains(out, "announced to 0 server(s)") {
+	if out := revoke(t, bin, redisURL, prefix, "--sub", "dave"); !strings.Contains(out, "announced to 0 server(s)") {
 		t.Errorf("pongctl said %q, want no server announced to", out)
 	}
 	alive(t, c) // nothing told it yet

@@ -61,3 +61,21 @@ func TestTokenRevoke(t *testing.T) {
 		}
 	}
 }
+
+// token issue sets iat and a random jti, so every token can be revoked
+// by its own id.
+func TestTokenIssueSetsIatAndRandomJTI(t *testing.T) {
+	env := map[string]string{"PONGCAST_JWT_SECRET": hubtest.Secret}
+	seen := map[string]bool{}
+	for range 2 {
+		code, out, errOut := pongctl(t, env, "token", "issue", "--sub", "alice", "--exchanges", "*", "--ttl", "1h")
+		if code != exitOK {
+			t.Fatalf("issue: %d %s", code, errOut)
+		}
+		claims, err := hubtest.Verifier(t).Verify(strings.TrimSpace(out))
+		if err != nil || claims.IssuedAt.IsZero() || len(claims.ID) != 32 || seen[claims.ID] {
+			t.Fatalf("claims %+v %v: want iat and a fresh 128-bit jti", claims, err)
+		}
+		seen[claims.ID] = true
+	}
+}
