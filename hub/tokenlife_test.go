@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -298,4 +299,26 @@ func TestRevocationListCovers(t *testing.T) {
 	if got := testCounter(l.metrics.RevocationsOverflow); got != 1 {
 		t.Errorf("overflow counted %v, want 1", got)
 	}
+}
+
+// A jti is matched as decoded: the same id written with a JSON escape is
+// the same token id, refused at the handshake with the usual 401.
+func TestRevokedJTIMatchedAsDecoded(t *testing.T) {
+	s := newTestServer(t, Options{})
+	s.revocations.add(auth.Revocation{JTI: "abc", Until: time.Now().Add(time.Hour)}, time.Now())
+	exp := time.Now().Add(time.Hour).Unix()
+	for _, claims := range []string{
+		`{"sub":"j","exp":%d,"jti":"abc","exchanges":["*"]}`,
+		`{"sub":"j","exp":%d,"jti":"\u0061bc","exchanges":["*"]}`,
+	} {
+		tok := hubtest.SignJSON(t, `{"alg":"HS256","typ":"JWT"}`, strings.Replace(claims, "%d", strconv.FormatInt(exp, 10), 1))
+		_, resp, err := hubtest.Dial(t, s.wsURL(""), tok, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("%s: %v %v, want 401", claims, err, resp)
+		}
+	}
+	if got := testCounter(s.metrics.AuthFailures.WithLabelValues("revoked")); got != 2 {
+		t.Fatalf("revoked refusals counted %v, want 2", got)
+	}
+	hubtest.MustDial(t, s.wsURL(""), hubtest.Token(t, "j", time.Hour, "*")) // another jti
 }
