@@ -15,6 +15,11 @@ type Claims struct {
 	Exchanges []string
 	// ExpiresAt is the token's exp; a connection must not outlive it.
 	ExpiresAt time.Time
+	// IssuedAt is the token's iat; zero when the token has none.
+	IssuedAt time.Time
+	// ID is the token's jti, as decoded (so however the token's JSON
+	// spells it); empty when the token has none.
+	ID string
 }
 
 // AllowsAll reports whether the token allows every exchange.

@@ -14,6 +14,9 @@ var (
 	ErrTokenIssuer      = errors.New("auth: token issuer not accepted")
 	ErrTokenAudience    = errors.New("auth: token audience not accepted")
 	ErrTokenClaims      = errors.New("auth: token claims invalid")
+	// ErrTokenRevoked is not returned by Verify, which knows no
+	// revocations: the server wraps it for a token revoked by pongctl.
+	ErrTokenRevoked = errors.New("auth: token revoked")
 )
 
 // Reason names the class of a verification error in a few lower-case
@@ -40,6 +43,8 @@ func Reason(err error) string {
 		return "audience"
 	case errors.Is(err, ErrTokenClaims):
 		return "claims"
+	case errors.Is(err, ErrTokenRevoked):
+		return "revoked"
 	}
 	return "invalid"
 }
@@ -47,4 +52,4 @@ func Reason(err error) string {
 // Reasons lists every value Reason returns for an error, for pre-declaring
 // metric labels.
 var Reasons = []string{"missing", "malformed", "algorithm", "signature", "expired",
-	"not_yet_valid", "issuer", "audience", "claims", "invalid"}
+	"not_yet_valid", "issuer", "audience", "claims", "revoked", "invalid"}

@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,6 +55,9 @@ type TokenSpec struct {
 	Audience  string // optional
 	// Now is the issue time. If zero, time.Now() is used.
 	Now time.Time
+	// ID is the token's jti, what `pongctl token revoke --jti` names. If
+	// empty, a random one (128 bits from crypto/rand) is used.
+	ID string
 }
 
 // Issue signs a token for spec. Subject and a positive TTL are required,
@@ -72,8 +77,13 @@ func (s *Signer) Issue(spec TokenSpec) (string, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
+	id := spec.ID
+	if id == "" {
+		id = NewTokenID()
+	}
 	claims := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{
+			ID:        id,
 			Subject:   spec.Subject,
 			Issuer:    spec.Issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
@@ -90,4 +100,12 @@ func (s *Signer) Issue(spec TokenSpec) (string, error) {
 		return "", fmt.Errorf("auth: sign token: %w", err)
 	}
 	return token, nil
+}
+
+// NewTokenID returns a random jti: 128 bits from crypto/rand, in hex, so
+// that no two issued tokens share one and none can be guessed.
+func NewTokenID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand.Read's own promise)
+	return hex.EncodeToString(b[:])
 }

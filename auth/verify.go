@@ -131,7 +131,11 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	return Claims{Subject: tc.Subject, Exchanges: exchanges, ExpiresAt: tc.ExpiresAt.Time}, nil
+	c := Claims{Subject: tc.Subject, Exchanges: exchanges, ExpiresAt: tc.ExpiresAt.Time, ID: tc.ID}
+	if tc.IssuedAt != nil {
+		c.IssuedAt = tc.IssuedAt.Time
+	}
+	return c, nil
 }
 
 // checkAlphabet refuses a token holding any byte but the base64url

@@ -42,6 +42,8 @@ const (
 	DefaultLatencyAlertMs   = 1000
 	DefaultMaxExchanges     = 1000
 	DefaultHistoryLen       = 10000
+	DefaultAuthTimeout      = 5 * time.Second
+	DefaultMaxRevocations   = 100_000
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 )
@@ -112,6 +114,11 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For is believed.
 	TrustedProxies []netip.Prefix
+	// AuthTimeout is how long a connection made without a token has to
+	// send its auth message; zero turns first-message auth off.
+	AuthTimeout time.Duration
+	// MaxRevocations bounds the revocation entries one server holds.
+	MaxRevocations int
 
 	LogLevel  slog.Level
 	LogFormat string // "text" or "json"
@@ -161,6 +168,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		maxExchanges  = fs.Int("max-exchanges", DefaultMaxExchanges, "most exchanges whose health is tracked; pongs of others are delivered, not tracked, and counted (env PONGCAST_MAX_EXCHANGES)")
 		historyLen    = fs.Int("history-len", DefaultHistoryLen, "about how many pongs each exchange's history keeps in Redis (a stream per exchange, written once across instances; history message, GET /v1/exchanges/{name}/history, statistics rebuilt at start); 0 turns history off (env PONGCAST_HISTORY_LEN)")
 		hsTimeout     = fs.Duration("handshake-timeout", DefaultHandshakeTimeout, "longest a client may take to send its handshake headers (env PONGCAST_HANDSHAKE_TIMEOUT)")
+		authTimeout   = fs.Duration("auth-timeout", DefaultAuthTimeout, "how long a connection made without a token has to send {\"type\":\"auth\",\"token\":\"<jwt>\"} as its first message; 0 turns first-message auth off (a handshake without a token then gets 401) (env PONGCAST_AUTH_TIMEOUT)")
+		maxRevoked    = fs.Int("max-revocations", DefaultMaxRevocations, "most revocation entries (pongctl token revoke) one server holds; past it new entries are counted and logged, not held (env PONGCAST_MAX_REVOCATIONS)")
 		proxies       = fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For is believed for the client IP (env PONGCAST_TRUSTED_PROXIES)")
 		debugAddr     = fs.String("debug-addr", "", "if set, serve Go profiling (net/http/pprof) on this `address`; keep it on loopback (env PONGCAST_DEBUG_ADDR)")
 		logLevel      = fs.String("log-level", DefaultLogLevel, "debug, info, warn or error (env PONGCAST_LOG_LEVEL)")
@@ -246,6 +255,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		LatencyAlertMs:        *latencyAlert,
 		MaxExchanges:          *maxExchanges,
 		HistoryLen:            *historyLen,
+		AuthTimeout:           *authTimeout,
+		MaxRevocations:        *maxRevoked,
 		LogFormat:             *logFormat,
 		DebugAddr:             *debugAddr,
 		Dev:                   *dev,
@@ -347,6 +358,8 @@ func Load(args []string, getenv func(string) string, output io.Writer) (*Config,
 		{"latency-alert-ms", ">= 1", "", cfg.LatencyAlertMs >= 1},
 		{"max-exchanges", "between 1 and 100000", "", cfg.MaxExchanges >= 1 && cfg.MaxExchanges <= 100_000},
 		{"history-len", "between 0 (off) and 10000000", "", cfg.HistoryLen >= 0 && cfg.HistoryLen <= 10_000_000},
+		{"auth-timeout", "0 (off) or between 100ms and 1m", "", cfg.AuthTimeout == 0 || cfg.AuthTimeout >= 100*time.Millisecond && cfg.AuthTimeout <= time.Minute},
+		{"max-revocations", "between 1 and 10000000", "", cfg.MaxRevocations >= 1 && cfg.MaxRevocations <= 10_000_000},
 	} {
 		switch {
 		case refused[r.on]:

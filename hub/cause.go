@@ -15,4 +15,9 @@ var (
 	causeShutdown     = wsconn.Cause{Code: wsframe.CloseGoingAway, Reason: "server shutting down", Label: "shutdown", Flush: true}
 	causeBinary       = wsconn.Cause{Code: wsframe.CloseUnsupportedData, Reason: "binary messages are not supported: send JSON text", Label: "binary"}
 	causeInvalidUTF8  = wsconn.Cause{Code: wsframe.CloseInvalidPayload, Reason: "text message is not valid UTF-8", Label: "invalid_utf8"}
+	// The token lifecycle's (tokenlife.go): no good auth message, a
+	// revoked token, a connection limit met at first-message auth.
+	causeUnauthorized    = wsconn.Cause{Code: wsframe.ClosePolicyViolation, Reason: "unauthorized", Label: "unauthorized", Flush: true}
+	causeTokenRevoked    = wsconn.Cause{Code: wsframe.ClosePolicyViolation, Reason: "token revoked", Label: "token_revoked", Flush: true}
+	causeConnectionLimit = wsconn.Cause{Code: wsframe.ClosePolicyViolation, Reason: "connection limit reached", Label: "connection_limit", Flush: true}
 )

@@ -26,6 +26,10 @@ func TestConnectionAcceptedWithinLeewayLivesUntilItsEnd(t *testing.T) {
 		t.Fatalf("a token %s past exp, inside a %s leeway: %v", time.Since(claims.ExpiresAt), leeway, err)
 	}
 	c := hubtest.MustDial(t, s.wsURL(""), tok)
+	// Past exp, the token_expiring warning is due at once.
+	if m := c.Read(); m.Type != "token_expiring" || m.Timestamp != 0 {
+		t.Fatalf("first message %s, want token_expiring", m.Raw)
+	}
 	c.Send(map[string]any{"type": "ping", "id": 1})
 	if m := c.Read(); m.Type != "pong" {
 		t.Fatalf("first message %s, want the pong reply: the connection must live on", m.Raw)

@@ -45,6 +45,13 @@ type Feed struct {
 	// problemLogged is when each problem (by its text) was last logged,
 	// since the subscription was last live. Only run uses it.
 	problemLogged map[string]time.Time
+	// control, if set, is a second channel on the same subscription (the
+	// revocation announcements): its messages go to onControl, and
+	// controlLive is told each time its subscription is confirmed. One
+	// connection, one reconnect path for both. Set before run.
+	control     string
+	onControl   func(payload []byte)
+	controlLive func()
 }
 
 func newFeed(sink func([]byte, time.Time) error, log *slog.Logger, metrics *Metrics, opts *redis.Options, channel string) *Feed {
@@ -128,7 +135,11 @@ func (f *Feed) reportFailure(err error, retryIn time.Duration) {
 
 // receive runs one subscription until it fails or ctx ends.
 func (f *Feed) receive(ctx context.Context, client *redis.Client) error {
-	ps := client.Subscribe(ctx, f.channel)
+	channels := []string{f.channel}
+	if f.control != "" {
+		channels = append(channels, f.control)
+	}
+	ps := client.Subscribe(ctx, channels...)
 	defer ps.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
 	defer stop()
@@ -156,11 +167,18 @@ func (f *Feed) receive(ctx context.Context, client *redis.Client) error {
 		pingOutstanding = false
 		switch m := msg.(type) {
 		case *redis.Message:
+			if f.control != "" && m.Channel == f.control {
+				f.onControl([]byte(m.Payload))
+				continue
+			}
 			// The payload arrived now: latency is measured from here.
 			_ = f.sink([]byte(m.Payload), time.Now())
 		case *redis.Subscription:
 			if m.Channel == f.channel {
 				f.setReady(m.Kind == "subscribe")
+			}
+			if f.control != "" && m.Channel == f.control && m.Kind == "subscribe" {
+				f.controlLive()
 			}
 		case *redis.Pong:
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -65,7 +66,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	claims, err := s.authenticate(r)
-	if err != nil {
+	// Without any token, and with first-message auth on, the connection
+	// is upgraded to wait for its auth message.
+	waiting := err != nil && s.opts.AuthTimeout > 0 && noToken(r)
+	if err != nil && !waiting {
 		reason := auth.Reason(err)
 		s.metrics.AuthFailures.WithLabelValues(reason).Inc()
 		s.refusalLog.log(s.log, slog.LevelDebug, "handshake refused", "reason", reason, "remote", r.RemoteAddr, "error", err)
@@ -92,7 +96,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	} else if s.opts.SubscribeAllOnConnect {
 		initial, what = []string{protocol.Wildcard}, "--subscribe-on-connect all"
 	}
-	if initial != nil {
+	if initial != nil && !waiting { // waiting: checked against the token once it comes
 		if err := s.hub.checkSubscription(claims, initial); err != nil {
 			status, code := http.StatusBadRequest, protocol.CodeBadRequest
 			if errors.Is(err, ErrForbidden) {
@@ -106,7 +110,23 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	switch s.admission.acquire(claims.Subject) {
+	var waitKey netip.Addr
+	if waiting {
+		// No subject to count yet: such connections have caps of their own.
+		key, reason := s.unauth.acquire(ip)
+		if reason != admitOK {
+			s.metrics.HandshakeRefusals.WithLabelValues(string(reason)).Inc()
+			w.Header().Set("Retry-After", "1")
+			status := http.StatusServiceUnavailable
+			if reason == admitUnauthIP {
+				status = http.StatusTooManyRequests
+			}
+			writeHTTPError(w, status, "too_many_unauthenticated", "too many connections waiting for their auth message; retry later, or send the token in the handshake")
+			return
+		}
+		waitKey = key
+	}
+	switch s.admitAuthenticated(waiting, claims.Subject) {
 	case admitServerFull:
 		s.metrics.HandshakeRefusals.WithLabelValues(string(admitServerFull)).Inc()
 		w.Header().Set("Retry-After", "5")
@@ -121,7 +141,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	conn, err := wsconn.Accept(w, r, s.accept, &s.conns)
 	if err != nil {
-		s.admission.release(claims.Subject)
+		s.releaseAdmission(waiting, waitKey, claims.Subject)
 		// Accept has written the response (426 for a request that is not
 		// a WebSocket handshake).
 		s.metrics.HandshakeRefusals.WithLabelValues("upgrade").Inc()
@@ -136,11 +156,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		remote:  ip.String(),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.ClientRate), s.opts.ClientBurst),
 	}
+	c.token.authed, c.token.waiting = !waiting, waitKey
+	if waiting {
+		c.token.initial, initial = initial, nil
+		conn.SetReadLimit(min(s.opts.MaxMessageBytes, auth.MaxTokenBytes+authMessageSlack))
+	}
 	conn.AllowControl(c.allowPing)
 	s.wg.Add(1) // the reader's count, taken before Shutdown can see c
 	if err := s.hub.register(c); err != nil {
 		s.wg.Done()
-		s.admission.release(claims.Subject)
+		s.releaseAdmission(waiting, waitKey, claims.Subject)
 		conn.CloseNow(causeShutdown) // not registered, so nothing would time a close out
 		conn.Finish()
 		return
@@ -151,8 +176,37 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	// The 101 went out with the reply, or goes now.
 	conn.FinishHandshake()
-	c.armExpiry()
+	c.armTimer(time.Now())
+	if !waiting {
+		s.revokedSince(claims, c)
+	}
 	go c.readLoop()
+}
+
+// noToken reports whether a handshake carries no token at all: no
+// Authorization header, no access_token parameter (an empty one is a
+// token, and an invalid one).
+func noToken(r *http.Request) bool {
+	return r.Header.Get("Authorization") == "" && !r.URL.Query().Has(auth.QueryParam)
+}
+
+// admitAuthenticated takes a connection slot for sub, unless the
+// connection waits for its auth message: that takes its slot then.
+func (s *Server) admitAuthenticated(waiting bool, sub string) admitReason {
+	if waiting {
+		return admitOK
+	}
+	return s.admission.acquire(sub)
+}
+
+// releaseAdmission gives back what serveWS took for a connection that
+// did not start.
+func (s *Server) releaseAdmission(waiting bool, key netip.Addr, sub string) {
+	if waiting {
+		s.unauth.release(key)
+		return
+	}
+	s.admission.release(sub)
 }
 
 // truncateForLog quotes a client's string for a log line or an error,
@@ -179,7 +233,7 @@ func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
 	if err != nil {
 		return auth.Claims{}, err
 	}
-	return s.opts.Verifier.Verify(token)
+	return s.verifyToken(token, time.Now())
 }
 
 type statusBody struct {

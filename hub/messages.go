@@ -11,6 +11,10 @@ import (
 
 // handle acts on one client message.
 func (s *session) handle(data []byte) {
+	if !s.authenticated() {
+		s.firstMessage(data)
+		return
+	}
 	msg, err := protocol.DecodeClientMessage(data, s.srv.maxListNames())
 	if err != nil {
 		s.reply(protocol.EncodeError(protocol.CodeBadRequest, publicText(err), msg.ID))
@@ -25,6 +29,8 @@ func (s *session) handle(data []byte) {
 		s.handleStats(msg)
 	case protocol.TypeHistory:
 		s.handleHistory(msg)
+	case protocol.TypeAuth:
+		s.refresh(msg)
 	case protocol.TypeUnsubscribe:
 		set := s.srv.hub.unsubscribe(s, msg.Exchanges)
 		s.reply(protocol.EncodeSubscriptions(protocol.TypeUnsubscribed, set, nil, msg.ID))

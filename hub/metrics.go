@@ -49,6 +49,14 @@ type Metrics struct {
 	// outcome; HistoryQueries the history requests that reached Redis.
 	HistoryWrites  *prometheus.CounterVec
 	HistoryQueries *prometheus.CounterVec
+	// The token lifecycle: refreshes accepted, revocation entries held,
+	// connections closed for a revoked token, entries not held for the
+	// bound, and entries or announcements refused as malformed.
+	TokenRefreshes      prometheus.Counter
+	Revocations         prometheus.Gauge
+	RevokedCloses       prometheus.Counter
+	RevocationsOverflow prometheus.Counter
+	RevocationsInvalid  prometheus.Counter
 }
 
 // handshakeRefusalReasons are the reason labels of
@@ -58,6 +66,7 @@ type Metrics struct {
 var handshakeRefusalReasons = []string{
 	"bad_request", "forbidden", "ip_rate", "origin", "shutting_down", "upgrade",
 	string(admitServerFull), string(admitUserFull), string(admitPendingFull), string(admitPendingIP),
+	string(admitUnauthFull), string(admitUnauthIP),
 }
 
 // closeCauses are the causes a client connection ends for, whose labels
@@ -66,6 +75,7 @@ var handshakeRefusalReasons = []string{
 // package and in wsconn is here.
 var closeCauses = []wsconn.Cause{
 	causeRateLimit, causeTokenExpired, causeShutdown, causeBinary, causeInvalidUTF8,
+	causeUnauthorized, causeTokenRevoked, causeConnectionLimit,
 	wsconn.CauseSlowConsumer, wsconn.CauseWriteTimeout, wsconn.CauseKeepAlive, wsconn.CauseMessageTimeout,
 	wsconn.CausePeerClosed, wsconn.CauseTooBig, wsconn.CauseConnError,
 }
@@ -101,7 +111,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		RateLimitCloses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_rate_limit_closes_total", Help: "Clients closed for going over the rate limit repeatedly."}),
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_auth_failures_total", Help: "Handshakes refused for their token, by reason."}, []string{"reason"}),
+			Name: "pongcast_auth_failures_total", Help: "Handshakes and auth messages refused for their token (or its absence), by reason."}, []string{"reason"}),
 		HandshakeRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pongcast_handshake_refusals_total", Help: "Handshakes refused for reasons other than the token, by reason."}, []string{"reason"}),
 		ClientCloses: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -126,11 +136,22 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full)."}, []string{"result"}),
 		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP) read from Redis, by result: ok or error."}, []string{"result"}),
+		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_token_refreshes_total", Help: "Tokens replaced in-band by an auth message on an authenticated connection."}),
+		Revocations: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pongcast_revocations", Help: "Revocation entries (pongctl token revoke) held now."}),
+		RevokedCloses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revoked_closes_total", Help: "Connections closed because their token was revoked."}),
+		RevocationsOverflow: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revocations_overflow_total", Help: "Revocation entries not held because --max-revocations were held already."}),
+		RevocationsInvalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pongcast_revocations_invalid_total", Help: "Revocation entries or announcements from Redis refused as malformed."}),
 	}
 	reg.MustRegister(m.ClientsConnected, m.Subscriptions, m.PongsReceived, m.PongsRejected,
 		m.PongsRouted, m.Delivered, m.Dropped, m.SlowConsumerCloses, m.Conflated, m.RateLimited, m.RateLimitCloses,
 		m.AuthFailures, m.HandshakeRefusals, m.ClientCloses, m.DeliveryLatency, m.RedisUp, m.RedisReconnects,
 		m.RedisReconnectAttempts, m.exchanges, m.ExchangesUntracked, m.ExchangesForgotten, m.HistoryWrites, m.HistoryQueries,
+		m.TokenRefreshes, m.Revocations, m.RevokedCloses, m.RevocationsOverflow, m.RevocationsInvalid,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-declare label values so dashboards see zeros, not gaps.
 	for _, r := range protocol.RejectReasons {

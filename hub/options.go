@@ -20,6 +20,9 @@ const (
 	DefaultKeyPrefix        = "pongcast:"
 	DefaultMessageTimeout   = 10 * time.Second
 	DefaultHistoryLen       = 10000
+	// DefaultMaxRevocations bounds the revocation entries one server
+	// holds (about 215 bytes each with 32-character jtis: 21 MB).
+	DefaultMaxRevocations = 100_000
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.
 	DefaultShutdownTimeout = 8 * time.Second
@@ -134,6 +137,16 @@ type Options struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed when
 	// finding a client's IP. If empty, the TCP peer is the client.
 	TrustedProxies []netip.Prefix
+	// AuthTimeout is how long a connection made without a token has to
+	// send its auth message ({"type":"auth","token":...}); past it, or on
+	// any other first message, it is closed with 1008. If zero,
+	// first-message auth is off: a handshake without a token gets 401.
+	AuthTimeout time.Duration
+	// MaxRevocations bounds the revocation entries held; past it new ones
+	// are counted and logged, not held (the connections they cover are
+	// still closed when they are announced). If zero,
+	// DefaultMaxRevocations.
+	MaxRevocations int
 	// Logger receives the server's logs. If nil, slog.Default().
 	Logger *slog.Logger
 	// Metrics is where counters go. If nil, NewMetrics(nil).
@@ -188,6 +201,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HandshakeIPv6Prefix <= 0 || o.HandshakeIPv6Prefix > 128 {
 		o.HandshakeIPv6Prefix = DefaultHandshakeIPv6Prefix
+	}
+	if o.MaxRevocations == 0 {
+		o.MaxRevocations = DefaultMaxRevocations
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -62,6 +62,10 @@ type Server struct {
 	origins      originPolicy
 	pending      *pendingGate
 	pendingLog   *logLimiter
+	// The token lifecycle (tokenlife.go, unauth.go, revocation.go).
+	unauth            *unauthGate
+	revocations       *revocationList
+	reloadRevocations chan struct{}
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -93,6 +97,9 @@ func NewServer(opts Options) (*Server, error) {
 			CompressionMode:    websocket.CompressionDisabled,
 		},
 	}
+	s.unauth = newUnauthGate(opts)
+	s.revocations = newRevocationList(opts)
+	s.reloadRevocations = make(chan struct{}, 1)
 	var err error
 	if s.origins, err = newOriginPolicy(opts.AllowedOrigins); err != nil {
 		return nil, fmt.Errorf("allowed origins: %w", err)
@@ -110,6 +117,7 @@ func NewServer(opts Options) (*Server, error) {
 			return nil, errors.New("hub: Options.RedisURL is not a valid Redis URL (not shown: it may hold a password)")
 		}
 		s.feed = newFeed(s.route, s.log, s.metrics, ropts, opts.Channel)
+		s.feed.control, s.feed.onControl, s.feed.controlLive = RevocationsChannel(opts.KeyPrefix), s.onRevocation, s.controlLive
 		s.snapClient = newSnapshotClient(ropts)
 		s.snaps = newSnapshotStore(s.snapClient, opts.KeyPrefix, snapshotStoreOptions{
 			MaxExchanges: opts.MaxExchanges, MaxMessageBytes: opts.MaxMessageBytes, ForgetAfter: tracker.Horizon(), Logger: s.log})
@@ -181,7 +189,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var writer sync.WaitGroup
 	defer s.closeStoreClients() // after the writers are done
 	defer writer.Wait()
-	writer.Add(1)
+	writer.Add(2)
 	go func() {
 		defer writer.Done()
 		s.snaps.Run(ctx)
@@ -193,6 +201,10 @@ func (s *Server) Run(ctx context.Context) error {
 			s.history.Run(ctx)
 		}()
 	}
+	go func() {
+		defer writer.Done()
+		s.runRevocations(ctx)
+	}()
 	s.loadSnapshots(ctx)
 	return s.feed.run(ctx)
 }
@@ -230,9 +242,10 @@ func (s *Server) closeStoreClients() {
 }
 
 // Ready reports whether the server can deliver pongs: the Redis
-// subscription is live (always true without a RedisURL).
+// subscription is live and the revocation list has been loaded once
+// (always true without a RedisURL).
 func (s *Server) Ready() bool {
-	return !s.closing.Load() && (s.feed == nil || s.feed.ready.Load())
+	return !s.closing.Load() && (s.feed == nil || s.feed.ready.Load() && s.revocations.loaded.Load())
 }
 
 // Clients returns the number of connected clients.

@@ -27,10 +27,15 @@ type session struct {
 	conn   *wsconn.Conn
 	claims auth.Claims
 	remote string
-	expiry *time.Timer // set before the reader starts
-	// expiring counts a run of expire that tearDown must wait for: one
-	// from arming the timer until it is stopped or has run.
+	expiry *time.Timer // set before the reader starts; see tokenlife.go
+	// expiring counts a run of the timer that tearDown must wait for:
+	// one from arming the timer until it is stopped or has ended the
+	// session.
 	expiring sync.WaitGroup
+	// token is the state of the token lifecycle (tokenlife.go); claims
+	// above is written only by the reader, under token.mu, and read
+	// elsewhere only under it.
+	token tokenState
 
 	// Reader goroutine only (client pings are counted there too).
 	limiter      *rate.Limiter
@@ -42,7 +47,7 @@ type session struct {
 func (s *session) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.Uint64("id", s.id),
-		slog.String("sub", s.claims.Subject),
+		slog.String("sub", s.subject()),
 		slog.String("remote", s.remote),
 	)
 }
@@ -150,35 +155,16 @@ func (s *session) takeToken(kind string) (ok, closed bool) {
 
 var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too many messages: slow down", nil)
 
-// armExpiry starts the timer that ends the session when its token does:
-// at exp, or at exp plus the leeway for a token accepted within it.
-func (s *session) armExpiry() {
-	s.expiring.Add(1)
-	now := time.Now()
-	s.expiry = time.AfterFunc(s.srv.opts.Verifier.Deadline(s.claims, now).Sub(now), s.expire)
-}
-
-// expire runs at the token's exp: tell the client why, then close.
-func (s *session) expire() {
-	defer s.expiring.Done()
-	s.deliver(wsconn.TextFrame(tokenExpiredMessage))
-	s.conn.Close(causeTokenExpired)
-}
-
-var tokenExpiredMessage = protocol.EncodeError(protocol.CodeTokenExpired, "the token has expired; reconnect with a fresh one", nil)
-
 // tearDown ends the session once its reader is done: the connection
 // finishes (a close frame still on its way goes out), timers stop, and
 // the hub forgets the client.
 func (s *session) tearDown() {
-	if s.expiry.Stop() {
-		s.expiring.Done() // it will not run
-	}
+	s.stopTimer()
 	s.expiring.Wait() // it ran, or is running
 	s.conn.Finish()
 	cause := s.conn.Cause()
 	s.srv.hub.unregister(s)
-	s.srv.admission.release(s.claims.Subject)
+	s.releaseSlot()
 	s.srv.metrics.ClientCloses.WithLabelValues(cause.Label).Inc()
 	if cause == wsconn.CauseSlowConsumer {
 		s.srv.log.Info("slow consumer closed", "client", s, "queue", s.srv.opts.SendQueue)

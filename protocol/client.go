@@ -15,10 +15,13 @@ const (
 	// TypeStats asks for rolling statistics; its exchanges are optional
 	// (none: every exchange the token allows), its window too.
 	TypeStats = "stats"
+	// TypeAuth carries a token: the first message of a connection made
+	// without one, or a refresh on an authenticated connection.
+	TypeAuth = "auth"
 )
 
 // clientTypes lists the client message types, for refusals.
-const clientTypes = "subscribe, unsubscribe, stats, history or ping"
+const clientTypes = "auth, subscribe, unsubscribe, stats, history or ping"
 
 // ErrBadRequest wraps every reason a client message is refused before it is
 // acted on; the server answers it with an error of code CodeBadRequest.
@@ -37,12 +40,16 @@ type ClientMessage struct {
 	Window string
 	// History is a history message's request; nil for other types.
 	History *HistoryQuery
+	// Token is an auth message's token, not yet verified. It must never
+	// be logged.
+	Token string
 }
 
 type clientWire struct {
 	Type      string          `json:"type"`
 	Exchanges []string        `json:"exchanges"`
 	Window    string          `json:"window"`
+	Token     string          `json:"token"`
 	ID        json.RawMessage `json:"id"`
 }
 
@@ -65,6 +72,12 @@ func DecodeClientMessage(data []byte, maxNames int) (ClientMessage, error) {
 	}
 	switch w.Type {
 	case TypePing:
+		return msg, nil
+	case TypeAuth:
+		if w.Token == "" {
+			return msg, fmt.Errorf("%w: an auth message needs \"token\": the JWT", ErrBadRequest)
+		}
+		msg.Token = w.Token
 		return msg, nil
 	case TypeStats:
 		if len(w.Window) > 8 {

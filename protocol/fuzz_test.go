@@ -44,6 +44,7 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		`{"type":"subscribe","exchanges":["GATEIO","gateio"]}`, `{"type":"ping","id":1e400}`,
 		`{"type":"history","exchange":"GateIO","since":1765738899909,"until":1765738899999,"limit":10,"id":"h"}`,
 		`{"type":"history","exchange":"gateio","after":"1765738899909-3"}`, `{"type":"history","exchange":"*"}`,
+		`{"type":"auth","token":"a.b.c","id":1}`, `{"type":"auth","token":""}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -71,12 +72,12 @@ func FuzzDecodeClientMessage(f *testing.F) {
 		if err := enc.Encode(struct {
 			clientWire
 			historyWire
-		}{clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, ID: msg.ID}, historyFields(msg.History)}); err != nil {
+		}{clientWire{Type: msg.Type, Exchanges: msg.Exchanges, Window: msg.Window, Token: msg.Token, ID: msg.ID}, historyFields(msg.History)}); err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
 		re := bytes.TrimSpace(buf.Bytes())
 		back, err := DecodeClientMessage(re, fuzzMaxNames)
-		if err != nil || back.Type != msg.Type || back.Window != msg.Window || !slices.Equal(back.Exchanges, msg.Exchanges) ||
+		if err != nil || back.Type != msg.Type || back.Window != msg.Window || back.Token != msg.Token || !slices.Equal(back.Exchanges, msg.Exchanges) ||
 			!bytes.Equal(compactJSON(back.ID), compactJSON(msg.ID)) || (back.History == nil) != (msg.History == nil) ||
 			(msg.History != nil && *back.History != *msg.History) {
 			t.Fatalf("round trip of %s: %+v, %v; want %+v", re, back, err, msg)

@@ -13,6 +13,10 @@ const (
 	TypeError          = "error"
 	TypeExchangePong   = "exchange:pong"
 	TypeExchangeStatus = "exchange:status"
+	// TypeAuthenticated answers an auth message that was accepted.
+	TypeAuthenticated = "authenticated"
+	// TypeTokenExpiring warns that the token ends soon: refresh it.
+	TypeTokenExpiring = "token_expiring"
 	// TypeStats (in client.go) is also the type of the reply.
 )
 
@@ -23,7 +27,58 @@ const (
 	CodeRateLimited  = "rate_limited"
 	CodeTokenExpired = "token_expired"
 	CodeInternal     = "internal"
+	// CodeUnauthorized: no token came, or the one that came is not valid.
+	CodeUnauthorized = "unauthorized"
+	// CodeTokenRevoked: the token was revoked (pongctl token revoke).
+	CodeTokenRevoked = "token_revoked"
 )
+
+// ReasonToken is the reason of an unsubscribed message the server sends
+// by itself, after a refresh whose token no longer allows some of the set.
+const ReasonToken = "token"
+
+type authenticatedReply struct {
+	Type      string          `json:"type"`
+	Sub       string          `json:"sub"`
+	Exp       int64           `json:"exp"`
+	Exchanges []string        `json:"exchanges"`
+	ID        json.RawMessage `json:"id,omitempty"`
+}
+
+type tokenExpiring struct {
+	Type string `json:"type"`
+	Exp  int64  `json:"exp"`
+}
+
+type droppedReply struct {
+	Type      string   `json:"type"`
+	Exchanges []string `json:"exchanges"`
+	Reason    string   `json:"reason"`
+}
+
+// EncodeAuthenticated encodes the reply to an accepted auth message: who
+// the token is for, its exp in Unix ms, and the exchanges it allows.
+func EncodeAuthenticated(sub string, expMs int64, exchanges []string, id json.RawMessage) []byte {
+	if exchanges == nil {
+		exchanges = []string{}
+	}
+	return mustMarshal(authenticatedReply{Type: TypeAuthenticated, Sub: sub, Exp: expMs, Exchanges: exchanges, ID: id})
+}
+
+// EncodeTokenExpiring encodes the warning that the token ends at expMs.
+func EncodeTokenExpiring(expMs int64) []byte {
+	return mustMarshal(tokenExpiring{Type: TypeTokenExpiring, Exp: expMs})
+}
+
+// EncodeDropped encodes the unsubscribed message the server sends by
+// itself when it drops subscriptions (reason ReasonToken), with the
+// whole set now.
+func EncodeDropped(exchanges []string, reason string) []byte {
+	if exchanges == nil {
+		exchanges = []string{}
+	}
+	return mustMarshal(droppedReply{Type: TypeUnsubscribed, Exchanges: exchanges, Reason: reason})
+}
 
 type subscriptionReply struct {
 	Type      string          `json:"type"`

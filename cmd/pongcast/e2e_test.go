@@ -331,6 +331,10 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 	c := hubtest.MustDial(t, s.ws("exchanges=gateio"), hubtest.Token(t, "brief", 2*time.Second, "*"))
 	c.ReadType("subscribed")
 	start := time.Now()
+	// token_expiring comes first, half the short token's life before exp.
+	if m := c.ReadType("token_expiring"); m.Exp == 0 {
+		t.Fatalf("got %s, want the warning with its exp", m.Raw)
+	}
 	if m := c.ReadType("error"); m.Code != "token_expired" {
 		t.Fatalf("got %s, want token_expired", m.Raw)
 	}
@@ -344,7 +348,8 @@ func TestTokenExpiryClosesConnection(t *testing.T) {
 }
 
 func TestAuthRefusalsBeforeUpgrade(t *testing.T) {
-	s := startServer(t, hubtest.RedisURL(t), "--allowed-origins", "https://app.example.com")
+	// First-message auth off: a handshake without a token gets 401.
+	s := startServer(t, hubtest.RedisURL(t), "--allowed-origins", "https://app.example.com", "--auth-timeout", "0")
 	s.waitReady()
 	good := hubtest.Token(t, "a", time.Hour, "*")
 	expired := hubtest.Sign(t, auth.TokenSpec{Subject: "a", Exchanges: []string{"*"}, TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})

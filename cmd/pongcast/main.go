@@ -116,6 +116,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		LatencyAlertMs:        cfg.LatencyAlertMs,
 		MaxExchanges:          cfg.MaxExchanges,
 		HistoryLen:            historyLen(cfg.HistoryLen),
+		AuthTimeout:           cfg.AuthTimeout,
+		MaxRevocations:        cfg.MaxRevocations,
 		Logger:                log,
 	})
 	if err != nil {

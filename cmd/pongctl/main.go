@@ -3,6 +3,7 @@
 //
 //	pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
 //	pongctl token verify <jwt>
+//	pongctl token revoke --sub alice
 //	pongctl publish --exchange gateio --latency 45 --status connected
 //	PONGCAST_TOKEN=<jwt> pongctl watch --url ws://localhost:2808 --exchanges gateio
 package main
@@ -35,6 +36,7 @@ const usage = `Usage: pongctl <command> [flags]
 Commands:
   token issue    sign a token (--sub, --exchanges, --ttl)
   token verify   check a token and print its claims (exit 1 if invalid)
+  token revoke   revoke tokens on every server (--jti, --sub [--before], or the token)
   publish        publish a pong to Redis as a connector would
   watch          connect to a pongcast server and print pongs as they come
 
@@ -54,8 +56,11 @@ Subcommands:
              pongctl token issue --sub alice --exchanges gateio,binance --ttl 24h
   verify   check a token and print its claims (exit 1 if invalid):
              pongctl token verify <jwt>
+  revoke   revoke tokens on every server sharing the Redis:
+             pongctl token revoke --jti <id>
+             pongctl token revoke --sub alice [--before 2026-12-01T13:00:00Z]
 
-Run 'pongctl token issue --help' or 'pongctl token verify --help' for their flags.
+Run 'pongctl token <subcommand> --help' for its flags.
 `
 
 func main() {
@@ -89,7 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "token":
 		if len(rest) == 0 {
-			fmt.Fprint(stderr, "pongctl token: want 'issue' or 'verify'\n\n"+tokenUsage)
+			fmt.Fprint(stderr, "pongctl token: want 'issue', 'verify' or 'revoke'\n\n"+tokenUsage)
 			return exitUsage
 		}
 		if isHelp(rest[0]) {
@@ -101,8 +106,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			err = e.tokenIssue(rest[1:])
 		case "verify":
 			err = e.tokenVerify(rest[1:])
+		case "revoke":
+			err = e.tokenRevoke(ctx, rest[1:])
 		default:
-			fmt.Fprintf(stderr, "pongctl token: unknown subcommand %q (want issue or verify)\n", rest[0])
+			fmt.Fprintf(stderr, "pongctl token: unknown subcommand %q (want issue, verify or revoke)\n", rest[0])
 			return exitUsage
 		}
 	case "publish":

@@ -93,20 +93,7 @@ func (e env) tokenVerify(args []string) error {
 		return usagef("token verify: want exactly one token argument, as in: pongctl token verify <jwt> (got %d)", fs.NArg())
 	}
 	token := strings.TrimSpace(fs.Arg(0))
-	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), *secretFile)
-	if err != nil {
-		return err
-	}
-	cfg := auth.VerifierConfig{HMACSecret: secret, Issuer: *iss, Audience: *aud}
-	if *keyFile != "" {
-		if cfg.PublicKeyPEM, err = os.ReadFile(*keyFile); err != nil {
-			return err
-		}
-	}
-	if len(cfg.HMACSecret) == 0 && len(cfg.PublicKeyPEM) == 0 {
-		return usagef("no verification key: set PONGCAST_JWT_SECRET, --jwt-secret-file or --jwt-public-key-file")
-	}
-	verifier, err := auth.NewVerifier(cfg)
+	verifier, err := e.verifier(*secretFile, *keyFile, *iss, *aud)
 	if err != nil {
 		return err
 	}
@@ -134,7 +121,29 @@ func (e env) tokenVerify(args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "sub: %s\nexchanges: %s\nexpires: %s (%s)\n",
 		claims.Subject, strings.Join(claims.Exchanges, ","), exp, when)
+	if claims.ID != "" {
+		fmt.Fprintf(e.stdout, "jti: %s\n", claims.ID)
+	}
 	return nil
+}
+
+// verifier builds the Verifier of token verify and token revoke from the
+// server's key settings.
+func (e env) verifier(secretFile, keyFile, iss, aud string) (*auth.Verifier, error) {
+	secret, err := config.SecretFromEnvOrFile(e.getenv("PONGCAST_JWT_SECRET"), secretFile)
+	if err != nil {
+		return nil, err
+	}
+	cfg := auth.VerifierConfig{HMACSecret: secret, Issuer: iss, Audience: aud}
+	if keyFile != "" {
+		if cfg.PublicKeyPEM, err = os.ReadFile(keyFile); err != nil {
+			return nil, err
+		}
+	}
+	if len(cfg.HMACSecret) == 0 && len(cfg.PublicKeyPEM) == 0 {
+		return nil, usagef("no verification key: set PONGCAST_JWT_SECRET, --jwt-secret-file or --jwt-public-key-file")
+	}
+	return auth.NewVerifier(cfg)
 }
 
 // roundDuration rounds d to whole seconds for display, or to milliseconds

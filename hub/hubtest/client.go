@@ -43,7 +43,11 @@ type Message struct {
 	Reason   string   `json:"reason"`
 	Unseen   []string `json:"unseen"`
 	Window   string   `json:"window"`
-	Raw      []byte   `json:"-"`
+	// The token lifecycle: an authenticated reply's sub and exp, a
+	// token_expiring message's exp.
+	Sub string `json:"sub"`
+	Exp int64  `json:"exp"`
+	Raw []byte `json:"-"`
 }
 
 // nameList is the exchanges of a subscribed reply; in a stats reply the

@@ -190,6 +190,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts websocket.AcceptOptions
 	return c, nil
 }
 
+// SetReadLimit caps the client's next messages at n bytes (one over it
+// closes with 1009), as MaxMessageBytes does at first. Only the reader
+// calls it, between reads.
+func (c *Conn) SetReadLimit(n int) { c.ws.SetReadLimit(int64(n)) }
+
 // AllowControl sets the check made before a client's ping is answered
 // (and before an unsolicited pong is read): false leaves it unanswered.
 // It runs on the reader goroutine. Call before the first Read.
