@@ -135,9 +135,12 @@ func (f *Feed) reportFailure(err error, retryIn time.Duration) {
 
 // receive runs one subscription until it fails or ctx ends.
 func (f *Feed) receive(ctx context.Context, client *redis.Client) error {
+	// The control channel first: its confirmation (controlLive, which
+	// makes the server unready until the revocation list is loaded anew)
+	// then comes before the pong channel's makes the feed ready.
 	channels := []string{f.channel}
 	if f.control != "" {
-		channels = append(channels, f.control)
+		channels = []string{f.control, f.channel}
 	}
 	ps := client.Subscribe(ctx, channels...)
 	defer ps.Close()

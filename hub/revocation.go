@@ -93,8 +93,8 @@ type revocationList struct {
 
 	mu    sync.RWMutex
 	byKey map[string]auth.Revocation
-	// loaded: the list has been loaded from Redis once (readiness waits
-	// for it).
+	// loaded: the list has been loaded from Redis since the control
+	// channel's subscription last became live (readiness waits for it).
 	loaded atomic.Bool
 }
 
@@ -241,8 +241,8 @@ func (s *Server) runRevocations(ctx context.Context) {
 			continue
 		}
 		backoff = revocationRetryMin
-		first := !s.revocations.loaded.Swap(true)
-		s.log.Info("revocation list loaded", "entries", n, "first", first)
+		s.revocations.loaded.Store(true)
+		s.log.Info("revocation list loaded", "entries", n)
 		s.closeRevoked(func(c *session) bool { return c.revokedNow(s.revocations) })
 	}
 }
@@ -250,6 +250,10 @@ func (s *Server) runRevocations(ctx context.Context) {
 // controlLive is told by the feed that the control channel subscription
 // is live (again): the list is loaded anew, for what was missed.
 func (s *Server) controlLive() {
+	// Not ready until then: what was announced while the subscription
+	// was down is not known yet, and a load balancer should send new
+	// clients elsewhere for that moment.
+	s.revocations.loaded.Store(false)
 	select {
 	case s.reloadRevocations <- struct{}{}:
 	default: // a load is due already

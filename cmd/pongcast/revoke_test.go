@@ -172,7 +172,7 @@ func TestRevocationAcrossInstances(t *testing.T) {
 
 // A revocation made while an instance is cut off from Redis is applied
 // when its subscription comes back: the list is loaded after every
-// reconnect.
+// reconnect, before the instance is ready again.
 func TestRevocationAppliedAfterReconnect(t *testing.T) {
 	redisURL, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
 	bin := pongctlBinary(t)
@@ -190,9 +190,11 @@ func TestRevocationAppliedAfterReconnect(t *testing.T) {
 	}
 	alive(t, c) // nothing told it yet
 	proxy.resume()
-	expectRevoked(t, c)
+	// Ready again means the list has been loaded again: the token is
+	// refused from the first moment a load balancer would send clients.
 	s.waitStatus(http.StatusOK)
 	expect401(t, s.ws(), tok)
+	expectRevoked(t, c)
 }
 
 func redisAddr(t *testing.T, url string) string {
