@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -41,10 +40,10 @@ type tokenState struct {
 	// stopped: tearDown has stopped the timer; a run that fired anyway
 	// only gives its count back.
 	stopped bool
-	// waiting is the address counted in the unauthenticated gate while
-	// the connection waits for its auth message (not valid once counted
-	// out). The reader's only.
-	waiting netip.Addr
+	// waiting is the connection's place in the unauthenticated gate
+	// while it waits for its auth message (nil once counted out). The
+	// reader's only.
+	waiting waitTicket
 	// initial is what ?exchanges asked for, subscribed once the auth
 	// message has come. The reader's only.
 	initial []string
@@ -238,7 +237,7 @@ func (s *session) firstMessage(data []byte) {
 		return
 	}
 	s.srv.unauth.release(s.token.waiting)
-	s.token.waiting = netip.Addr{}
+	s.token.waiting = nil
 	s.token.mu.Lock()
 	s.claims, s.token.authed = claims, true
 	s.rearmLocked(now)
