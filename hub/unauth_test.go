@@ -1,10 +1,14 @@
 package hub
 
 import (
+	"io"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol/wsframe"
 )
 
 // When every place for a connection waiting for its auth message is
@@ -28,4 +32,31 @@ func waitingCount(g *unauthGate) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.total
+}
+
+// A connection without a token that sends part of a frame and stops is
+// still ended at the auth timeout: the timer does not wait for a read.
+func TestAuthTimeoutEndsAPartialFrame(t *testing.T) {
+	s := newTestServer(t, Options{AuthTimeout: 300 * time.Millisecond})
+	addr := strings.TrimPrefix(s.url, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	frame := wsframe.AppendFrame(nil, wsframe.OpText, []byte(`{"type":"auth","token":"`+strings.Repeat("a", 200)+`"}`), &[4]byte{1, 2, 3, 4})
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame[:20]...)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = conn.SetReadDeadline(start.Add(hubtest.ReadTimeout))
+	got, err := io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("the connection was not closed (%v); got %q", err, got)
+	}
+	if !strings.HasPrefix(string(got), "HTTP/1.1 101") || !strings.Contains(string(got), `"code":"unauthorized"`) {
+		t.Fatalf("got %q, want the 101, then error unauthorized", got)
+	}
 }
