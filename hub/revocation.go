@@ -195,6 +195,11 @@ func (l *revocationList) load(ctx context.Context, client redis.Cmdable, prefix 
 			}
 		}
 		if next == 0 {
+			// What expired in memory since it was held goes too: the
+			// gauge says what is held, and it takes no room.
+			l.mu.Lock()
+			l.sweepLocked(now)
+			l.mu.Unlock()
 			return read, nil
 		}
 		cursor = next
