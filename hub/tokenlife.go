@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,11 +109,26 @@ func (s *session) nextLocked() time.Time {
 
 // rearmLocked moves the timer to the plan made now. A timer that has
 // fired already is left alone: its run, waiting for the lock, plans again
-// from what it finds, or has ended the session.
-func (s *session) rearmLocked(now time.Time) {
+// from what it finds, or has ended the session. A warning due already is
+// the caller's to send, after its authenticated reply (warn reports it):
+// the timer, firing at once, would overtake that reply.
+func (s *session) rearmLocked(now time.Time) (warn bool) {
 	s.planLocked(now)
+	if w := s.token.warnAt; !w.IsZero() && !now.Before(w) {
+		s.token.warnAt, warn = time.Time{}, true
+	}
 	if s.expiry.Stop() {
 		s.expiry.Reset(s.nextLocked().Sub(now))
+	}
+	return warn
+}
+
+// answerAuth answers an auth message, then sends the warning due
+// already for its token, if any.
+func (s *session) answerAuth(claims auth.Claims, warn bool, id json.RawMessage) {
+	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, id))
+	if warn {
+		s.reply(protocol.EncodeTokenExpiring(claims.ExpiresAt.UnixMilli()))
 	}
 }
 
@@ -240,14 +256,14 @@ func (s *session) firstMessage(data []byte) {
 	s.token.waiting = nil
 	s.token.mu.Lock()
 	s.claims, s.token.authed = claims, true
-	s.rearmLocked(now)
+	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
 	s.conn.SetReadLimit(s.srv.opts.MaxMessageBytes)
 	if s.srv.revokedSince(claims, s) {
 		return
 	}
 	s.srv.log.Debug("client authenticated", "client", s, "exchanges", claims.Exchanges)
-	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
+	s.answerAuth(claims, warn, msg.ID)
 	if initial := s.token.initial; len(initial) > 0 {
 		s.token.initial = nil
 		s.subscribe(initial, nil)
@@ -272,14 +288,14 @@ func (s *session) refresh(msg protocol.ClientMessage) {
 	}
 	s.token.mu.Lock()
 	s.claims = claims
-	s.rearmLocked(now)
+	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
 	if s.srv.revokedSince(claims, s) {
 		return
 	}
 	set, dropped := s.srv.hub.restrict(s, claims)
 	s.srv.metrics.TokenRefreshes.Inc()
-	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
+	s.answerAuth(claims, warn, msg.ID)
 	if dropped {
 		s.reply(protocol.EncodeDropped(set, protocol.ReasonToken))
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/hub/hubtest"
 	"github.com/pongcast/pongcast/protocol/wsframe"
 )
@@ -58,5 +59,25 @@ func TestAuthTimeoutEndsAPartialFrame(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(got), "HTTP/1.1 101") || !strings.Contains(string(got), `"code":"unauthorized"`) {
 		t.Fatalf("got %q, want the 101, then error unauthorized", got)
+	}
+}
+
+// A token already inside its warning window gets token_expiring at once,
+// but after the authenticated reply that answers the auth message (first
+// message or refresh): the timer that sends it must not overtake it.
+func TestAuthenticatedComesBeforeAnImmediateWarning(t *testing.T) {
+	s := newTestServer(t, Options{AuthTimeout: 5 * time.Second})
+	soon := func() string {
+		return hubtest.Sign(t, auth.TokenSpec{Subject: "w", Exchanges: []string{"*"}, TTL: 110 * time.Second, Now: time.Now().Add(-100 * time.Second)})
+	}
+	c := s.dialBare(t, "")
+	for i := range 20 {
+		c.Send(authMsg(soon()))
+		if m := c.Read(); m.Type != "authenticated" {
+			t.Fatalf("auth %d: got %s first, want authenticated", i, m.Raw)
+		}
+		if m := c.Read(); m.Type != "token_expiring" {
+			t.Fatalf("auth %d: got %s, want token_expiring", i, m.Raw)
+		}
 	}
 }
