@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/pongcast/pongcast/auth"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -128,7 +127,7 @@ func (g *unauthGate) removeLocked(t waitTicket) {
 // giveWay closes a connection given up for room: it has waited longest
 // for its auth message.
 func (c *session) giveWay() {
-	c.srv.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)).Inc()
+	c.srv.metrics.HandshakeRefusals.WithLabelValues(string(admitUnauthFull)).Inc() // as pending_full counts its own
 	c.reply(authGaveWayMessage)
 	c.conn.Close(causeUnauthorized)
 }

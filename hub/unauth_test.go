@@ -27,6 +27,9 @@ func TestWaitingFullClosesTheLongestWaiting(t *testing.T) {
 	second.Send(authMsg(hubtest.Token(t, "n", time.Hour, "*")))
 	second.ReadType("authenticated")
 	waitFor(t, "the waiting count to drop to zero", func() bool { return waitingCount(s.unauth) == 0 })
+	if got := testCounter(s.metrics.HandshakeRefusals.WithLabelValues(string(admitUnauthFull))); got != 1 {
+		t.Fatalf("unauthenticated_full counted %v, want 1 for the one closed to make room", got)
+	}
 }
 
 func waitingCount(g *unauthGate) int {
