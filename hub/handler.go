@@ -178,15 +178,16 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.unauth.attach(waitKey, c)
 	}
 	s.log.Debug("client connected", "client", c, "exchanges", claims.Exchanges)
-	if len(initial) > 0 {
+	// Registered now, so an announcement's sweep sees it; one that came
+	// since the token was checked is caught here, before anything is
+	// delivered.
+	revoked := !waiting && s.revokedSince(claims, c)
+	if len(initial) > 0 && !revoked {
 		c.subscribe(initial, nil)
 	}
 	// The 101 went out with the reply, or goes now.
 	conn.FinishHandshake()
 	c.armTimer(time.Now())
-	if !waiting {
-		s.revokedSince(claims, c)
-	}
 	go c.readLoop()
 }
 

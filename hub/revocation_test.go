@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
@@ -61,5 +62,44 @@ func TestRevocationLoad(t *testing.T) {
 	}
 	if got := testCounter(m.RevocationsInvalid); got != 1 {
 		t.Fatalf("invalid entries counted %v, want 1", got)
+	}
+}
+
+// onLog runs fn, on the logging goroutine, for each record with message
+// msg: a way to act at a known point inside the server.
+type onLog struct {
+	msg string
+	fn  func()
+}
+
+func (h onLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h onLog) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.fn()
+	}
+	return nil
+}
+func (h onLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h onLog) WithGroup(string) slog.Handler      { return h }
+
+// A token revoked after the handshake checked it, but before its session
+// was registered (so the announcement's sweep missed it), is closed with
+// token_revoked before anything is delivered: no connect-time
+// subscription, no snapshot.
+func TestRevokedDuringHandshakeGetsNothing(t *testing.T) {
+	tok := hubtest.Token(t, "late", time.Hour, "*")
+	claims, _ := hubtest.Verifier(t).Verify(tok)
+	var srv *Server
+	revoke := func() {
+		srv.revocations.add(auth.Revocation{JTI: claims.ID, Until: time.Now().Add(time.Hour)}, time.Now())
+	}
+	s := newTestServer(t, Options{Logger: slog.New(onLog{msg: "client connected", fn: func() { revoke() }})})
+	srv = s.Server
+	c := hubtest.MustDial(t, s.wsURL("exchanges=gateio"), tok)
+	if m := c.Read(); m.Type != "error" || m.Code != "token_revoked" {
+		t.Fatalf("got %s first, want error token_revoked", m.Raw)
+	}
+	if code, _ := c.ExpectClose(hubtest.ReadTimeout); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
 	}
 }
