@@ -90,6 +90,10 @@ type revocationList struct {
 	log     *slog.Logger
 	fullLog *logLimiter
 	badLog  *logLimiter
+	// appliedLog bounds the line each announcement gets: an operator
+	// sees every one of a handful, a flood on the channel costs no more
+	// than ten lines a second.
+	appliedLog *logLimiter
 
 	mu    sync.RWMutex
 	byKey map[string]auth.Revocation
@@ -101,6 +105,7 @@ type revocationList struct {
 func newRevocationList(o Options) *revocationList {
 	return &revocationList{max: o.MaxRevocations, metrics: o.Metrics, log: o.Logger,
 		fullLog: newLogLimiter(time.Minute, 1), badLog: newLogLimiter(10*time.Second, 3),
+		appliedLog: newLogLimiter(100*time.Millisecond, 20),
 		byKey: make(map[string]auth.Revocation)}
 }
 
@@ -271,7 +276,7 @@ func (s *Server) onRevocation(payload []byte) {
 	}
 	s.revocations.add(r, time.Now())
 	n := s.closeRevoked(func(c *session) bool { return c.revokedBy(r) })
-	s.log.Info("token revoked", "revocation", r.Key(), "closed", n)
+	s.revocations.appliedLog.log(s.log, slog.LevelInfo, "token revoked", "revocation", truncateForLog(r.Key()), "closed", n)
 }
 
 // closeRevoked closes every connection revoked reports true for, and

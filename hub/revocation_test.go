@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,23 @@ func TestRevokedDuringHandshakeGetsNothing(t *testing.T) {
 	}
 	if code, _ := c.ExpectClose(hubtest.ReadTimeout); code != websocket.StatusPolicyViolation {
 		t.Fatalf("close %d, want 1008", code)
+	}
+}
+
+// A flood of announcements on the channel is applied, each one, but
+// logged within a bound.
+func TestRevocationFloodLogIsBounded(t *testing.T) {
+	logs := &syncLog{}
+	s := newTestServer(t, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	const n = 500
+	until := time.Now().Add(time.Hour)
+	for i := range n {
+		s.onRevocation(auth.Revocation{JTI: "flood-" + strconv.Itoa(i), Until: until}.EncodeAnnouncement())
+	}
+	if !s.revocations.revoked(auth.Claims{ID: "flood-" + strconv.Itoa(n-1)}, time.Now()) {
+		t.Fatal("the last announcement is not held")
+	}
+	if got := strings.Count(logs.String(), "token revoked"); got > 100 {
+		t.Fatalf("%d log lines for %d announcements made at once", got, n)
 	}
 }
