@@ -106,7 +106,7 @@ func newRevocationList(o Options) *revocationList {
 	return &revocationList{max: o.MaxRevocations, metrics: o.Metrics, log: o.Logger,
 		fullLog: newLogLimiter(time.Minute, 1), badLog: newLogLimiter(10*time.Second, 3),
 		appliedLog: newLogLimiter(100*time.Millisecond, 20),
-		byKey: make(map[string]auth.Revocation)}
+		byKey:      make(map[string]auth.Revocation)}
 }
 
 // revoked reports whether an entry held covers the token of c.
