@@ -123,3 +123,30 @@ func TestRevocationFloodLogIsBounded(t *testing.T) {
 		t.Fatalf("%d log lines for %d announcements made at once", got, n)
 	}
 }
+
+// After a refresh the connection is matched by its new token: revoking
+// the one it held before changes nothing, revoking the new one closes it;
+// a refresh with a revoked token is refused and changes nothing.
+func TestRevocationAfterRefreshMatchesTheNewToken(t *testing.T) {
+	s := newTestServer(t, Options{})
+	old := hubtest.Token(t, "rr", time.Hour, "*")
+	oc, _ := s.opts.Verifier.Verify(old)
+	c := hubtest.MustDial(t, s.wsURL(""), old)
+	fresh := hubtest.Token(t, "rr", 2*time.Hour, "*")
+	fc, _ := s.opts.Verifier.Verify(fresh)
+	revoked := hubtest.Token(t, "rr", 2*time.Hour, "*")
+	rc, _ := s.opts.Verifier.Verify(revoked)
+	until := time.Now().Add(3 * time.Hour)
+	s.onRevocation(auth.Revocation{JTI: rc.ID, Until: until}.EncodeAnnouncement())
+	c.Send(authMsg(revoked))
+	if m := c.ReadType("error"); m.Code != "token_revoked" {
+		t.Fatalf("refresh with a revoked token: %s, want token_revoked", m.Raw)
+	}
+	c.Send(authMsg(fresh))
+	c.ReadType("authenticated")
+	s.onRevocation(auth.Revocation{JTI: oc.ID, Until: until}.EncodeAnnouncement())
+	c.Send(map[string]any{"type": "ping"})
+	c.ReadType("pong")
+	s.onRevocation(auth.Revocation{JTI: fc.ID, Until: until}.EncodeAnnouncement())
+	expectRefused(t, c, "token_revoked")
+}
