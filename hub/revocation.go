@@ -267,7 +267,8 @@ func (s *Server) controlLive() {
 }
 
 // onRevocation applies one announcement from the control channel: the
-// entry is held from now on, and the connections it covers are closed.
+// entry is held from now on, and the connections it covers are closed
+// by the sweeper's next pass.
 func (s *Server) onRevocation(payload []byte) {
 	r, err := auth.DecodeAnnouncement(payload)
 	if err != nil {
@@ -275,8 +276,8 @@ func (s *Server) onRevocation(payload []byte) {
 		return
 	}
 	s.revocations.add(r, time.Now())
-	n := s.closeRevoked(func(c *session) bool { return c.revokedBy(r) })
-	s.revocations.appliedLog.log(s.log, slog.LevelInfo, "token revoked", "revocation", truncateForLog(r.Key()), "closed", n)
+	s.sweeper.queue(r) // the closes, off this goroutine (revsweep.go)
+	s.revocations.appliedLog.log(s.log, slog.LevelInfo, "token revoked", "revocation", truncateForLog(r.Key()))
 }
 
 // closeRevoked closes every connection revoked reports true for, and

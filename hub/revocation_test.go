@@ -145,8 +145,54 @@ func TestRevocationAfterRefreshMatchesTheNewToken(t *testing.T) {
 	c.Send(authMsg(fresh))
 	c.ReadType("authenticated")
 	s.onRevocation(auth.Revocation{JTI: oc.ID, Until: until}.EncodeAnnouncement())
+	waitFor(t, "the sweep of the old token's revocation", func() bool { return sweepsDone(s.Server) })
 	c.Send(map[string]any{"type": "ping"})
 	c.ReadType("pong")
 	s.onRevocation(auth.Revocation{JTI: fc.ID, Until: until}.EncodeAnnouncement())
 	expectRefused(t, c, "token_revoked")
+}
+
+// sweepsDone reports whether every announcement so far has been swept.
+func sweepsDone(s *Server) bool {
+	s.sweeper.mu.Lock()
+	defer s.sweeper.mu.Unlock()
+	return s.sweeper.swept == s.sweeper.queued
+}
+
+func sweepPasses(s *Server) int {
+	s.sweeper.mu.Lock()
+	defer s.sweeper.mu.Unlock()
+	return s.sweeper.passes
+}
+
+// Announcements are applied without waiting for the sweep over the
+// sessions (the feed's goroutine delivers the pongs too), and a burst is
+// swept in one or two passes, not one each.
+func TestRevocationBurstSweptInFewPasses(t *testing.T) {
+	s := newTestServer(t, Options{})
+	tok := hubtest.Token(t, "burst", time.Hour, "*")
+	tc, _ := s.opts.Verifier.Verify(tok)
+	c := hubtest.MustDial(t, s.wsURL(""), tok)
+	until := time.Now().Add(time.Hour)
+	const n = 100
+	s.hub.mu.Lock() // a sweep, which reads the sessions, waits
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for i := range n - 1 {
+			s.onRevocation(auth.Revocation{JTI: "other-" + strconv.Itoa(i), Until: until}.EncodeAnnouncement())
+		}
+		s.onRevocation(auth.Revocation{JTI: tc.ID, Until: until}.EncodeAnnouncement())
+	}()
+	select {
+	case <-applied:
+	case <-time.After(hubtest.ReadTimeout):
+		s.hub.mu.Unlock()
+		t.Fatal("announcements wait for the sweep over the sessions")
+	}
+	s.hub.mu.Unlock()
+	expectRefused(t, c, "token_revoked")
+	if got := sweepPasses(s.Server); got > 2 {
+		t.Fatalf("%d passes for a burst of %d announcements, want at most 2", got, n)
+	}
 }

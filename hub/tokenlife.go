@@ -313,13 +313,6 @@ func (s *Server) revokedSince(claims auth.Claims, c *session) bool {
 	return true
 }
 
-// revokedBy reports whether r covers the session's token.
-func (s *session) revokedBy(r auth.Revocation) bool {
-	s.token.mu.Lock()
-	defer s.token.mu.Unlock()
-	return s.token.authed && r.Covers(s.claims)
-}
-
 // revoke ends the session for its revoked token.
 func (s *session) revoke() {
 	s.reply(tokenRevokedMessage)
