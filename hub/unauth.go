@@ -127,6 +127,9 @@ func (g *unauthGate) removeLocked(t waitTicket) {
 // giveWay closes a connection given up for room: it has waited longest
 // for its auth message.
 func (c *session) giveWay() {
+	if c.conn.Closing() {
+		return // ending already (its auth timeout, say): nothing refused
+	}
 	c.srv.metrics.HandshakeRefusals.WithLabelValues(string(admitUnauthFull)).Inc() // as pending_full counts its own
 	c.reply(authGaveWayMessage)
 	c.conn.Close(causeUnauthorized)
