@@ -40,6 +40,15 @@ const (
 // token needs and every server may hold many of.
 const MaxRevocationField = 256
 
+// checkRevocable refuses a token whose sub or jti no revocation entry
+// could name: a token accepted must be one that can be revoked.
+func checkRevocable(sub, jti string) error {
+	if len(sub) > MaxRevocationField || len(jti) > MaxRevocationField {
+		return fmt.Errorf("%w: sub and jti may be at most %d bytes (a longer one could not be revoked)", ErrTokenClaims, MaxRevocationField)
+	}
+	return nil
+}
+
 // Key names the entry: entries with the same key merge (see Merge).
 func (r Revocation) Key() string {
 	if r.JTI != "" {

@@ -1,8 +1,12 @@
 package auth
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestRevocationRoundTrip(t *testing.T) {
@@ -49,4 +53,43 @@ func FuzzRevocation(f *testing.F) {
 			t.Fatalf("announcement of %+v refused: %v", r, err)
 		}
 	})
+}
+
+// Every token accepted can be revoked: a sub or jti longer than a
+// revocation entry may name is refused at verification (reason claims),
+// and never issued.
+func TestTokensAcceptedCanBeRevoked(t *testing.T) {
+	now := time.Now()
+	v, err := NewVerifier(VerifierConfig{HMACSecret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", MaxRevocationField+1)
+	edge := strings.Repeat("a", MaxRevocationField)
+	for _, tc := range []struct {
+		name   string
+		claims map[string]any
+		want   error
+	}{
+		{"sub at the bound", map[string]any{"sub": edge, "jti": edge}, nil},
+		{"sub past it", map[string]any{"sub": long}, ErrTokenClaims},
+		{"jti past it", map[string]any{"jti": long}, ErrTokenClaims},
+	} {
+		_, err := v.Verify(sign(t, jwt.SigningMethodHS256, testSecret, claimsAt(now, tc.claims)))
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+		if err != nil && (strings.Contains(err.Error(), long) || Reason(err) != "claims") {
+			t.Errorf("%s: error %q quotes the claim or has reason %s", tc.name, err, Reason(err))
+		}
+	}
+	s, err := NewHMACSigner(testSecret, "HS256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range []TokenSpec{{Subject: long, TTL: time.Hour}, {Subject: "a", ID: long, TTL: time.Hour}} {
+		if _, err := s.Issue(spec); err == nil {
+			t.Errorf("issued a token it could not revoke: sub %d bytes, jti %d bytes", len(spec.Subject), len(spec.ID))
+		}
+	}
 }

@@ -69,6 +69,9 @@ func (s *Signer) Issue(spec TokenSpec) (string, error) {
 	if spec.TTL <= 0 {
 		return "", fmt.Errorf("auth: ttl must be > 0, got %s", spec.TTL)
 	}
+	if err := checkRevocable(spec.Subject, spec.ID); err != nil {
+		return "", err
+	}
 	exchanges, err := normalizeClaimExchanges(spec.Exchanges)
 	if err != nil {
 		return "", err

@@ -127,6 +127,9 @@ func (v *Verifier) Verify(token string) (Claims, error) {
 	if tc.Subject == "" {
 		return Claims{}, fmt.Errorf("%w: sub is required", ErrTokenClaims)
 	}
+	if err := checkRevocable(tc.Subject, tc.ID); err != nil {
+		return Claims{}, err
+	}
 	exchanges, err := normalizeClaimExchanges(tc.Exchanges)
 	if err != nil {
 		return Claims{}, err

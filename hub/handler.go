@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -110,10 +109,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	var waitKey netip.Addr
+	var waitKey waitTicket
 	if waiting {
 		// No subject to count yet: such connections have caps of their own.
-		key, reason := s.unauth.acquire(ip)
+		key, evicted, reason := s.unauth.acquire(ip)
+		if evicted != nil {
+			evicted.giveWay()
+		}
 		if reason != admitOK {
 			s.metrics.HandshakeRefusals.WithLabelValues(string(reason)).Inc()
 			w.Header().Set("Retry-After", "1")
@@ -170,16 +172,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		conn.Finish()
 		return
 	}
+	if waiting {
+		// Registered, so a close is timed out: it may give way from now
+		// on (before its 101, which the writer then sends first).
+		s.unauth.attach(waitKey, c)
+	}
 	s.log.Debug("client connected", "client", c, "exchanges", claims.Exchanges)
-	if len(initial) > 0 {
+	// Registered now, so an announcement's sweep sees it; one that came
+	// since the token was checked is caught here, before anything is
+	// delivered.
+	revoked := !waiting && s.revokedSince(claims, c)
+	if len(initial) > 0 && !revoked {
 		c.subscribe(initial, nil)
 	}
 	// The 101 went out with the reply, or goes now.
 	conn.FinishHandshake()
 	c.armTimer(time.Now())
-	if !waiting {
-		s.revokedSince(claims, c)
-	}
 	go c.readLoop()
 }
 
@@ -201,7 +209,7 @@ func (s *Server) admitAuthenticated(waiting bool, sub string) admitReason {
 
 // releaseAdmission gives back what serveWS took for a connection that
 // did not start.
-func (s *Server) releaseAdmission(waiting bool, key netip.Addr, sub string) {
+func (s *Server) releaseAdmission(waiting bool, key waitTicket, sub string) {
 	if waiting {
 		s.unauth.release(key)
 		return

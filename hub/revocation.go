@@ -90,6 +90,10 @@ type revocationList struct {
 	log     *slog.Logger
 	fullLog *logLimiter
 	badLog  *logLimiter
+	// appliedLog bounds the line each announcement gets: an operator
+	// sees every one of a handful, a flood on the channel costs no more
+	// than ten lines a second.
+	appliedLog *logLimiter
 
 	mu    sync.RWMutex
 	byKey map[string]auth.Revocation
@@ -101,7 +105,8 @@ type revocationList struct {
 func newRevocationList(o Options) *revocationList {
 	return &revocationList{max: o.MaxRevocations, metrics: o.Metrics, log: o.Logger,
 		fullLog: newLogLimiter(time.Minute, 1), badLog: newLogLimiter(10*time.Second, 3),
-		byKey: make(map[string]auth.Revocation)}
+		appliedLog: newLogLimiter(100*time.Millisecond, 20),
+		byKey:      make(map[string]auth.Revocation)}
 }
 
 // revoked reports whether an entry held covers the token of c.
@@ -195,6 +200,11 @@ func (l *revocationList) load(ctx context.Context, client redis.Cmdable, prefix 
 			}
 		}
 		if next == 0 {
+			// What expired in memory since it was held goes too: the
+			// gauge says what is held, and it takes no room.
+			l.mu.Lock()
+			l.sweepLocked(now)
+			l.mu.Unlock()
 			return read, nil
 		}
 		cursor = next
@@ -261,7 +271,8 @@ func (s *Server) controlLive() {
 }
 
 // onRevocation applies one announcement from the control channel: the
-// entry is held from now on, and the connections it covers are closed.
+// entry is held from now on, and the connections it covers are closed
+// by the sweeper's next pass.
 func (s *Server) onRevocation(payload []byte) {
 	r, err := auth.DecodeAnnouncement(payload)
 	if err != nil {
@@ -269,8 +280,8 @@ func (s *Server) onRevocation(payload []byte) {
 		return
 	}
 	s.revocations.add(r, time.Now())
-	n := s.closeRevoked(func(c *session) bool { return c.revokedBy(r) })
-	s.log.Info("token revoked", "revocation", r.Key(), "closed", n)
+	s.sweeper.queue(r) // the closes, off this goroutine (revsweep.go)
+	s.revocations.appliedLog.log(s.log, slog.LevelInfo, "token revoked", "revocation", truncateForLog(r.Key()))
 }
 
 // closeRevoked closes every connection revoked reports true for, and

@@ -66,6 +66,7 @@ type Server struct {
 	unauth            *unauthGate
 	revocations       *revocationList
 	reloadRevocations chan struct{}
+	sweeper           *revocationSweeper
 }
 
 // NewServer checks opts and builds a Server. It does not connect to Redis:
@@ -148,6 +149,7 @@ func NewServer(opts Options) (*Server, error) {
 	s.pendingLog = newLogLimiter(10*time.Second, 1)
 	s.pending = newPendingGate(opts, s.log, s.refusePending)
 	s.startWatchdog()
+	s.startRevocationSweeper()
 	s.startHealthTimer()
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("GET /{$}", s.serveWS)
@@ -286,6 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(done)
 	}()
 	defer s.watchdog.close()
+	defer s.sweeper.close()
 	defer s.healthTimer.close()
 	if s.snapClient != nil && !s.running.Load() {
 		s.closeStoreClients() // go-redis starts goroutines of its own

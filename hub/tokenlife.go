@@ -1,10 +1,10 @@
 package hub
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -41,10 +41,10 @@ type tokenState struct {
 	// stopped: tearDown has stopped the timer; a run that fired anyway
 	// only gives its count back.
 	stopped bool
-	// waiting is the address counted in the unauthenticated gate while
-	// the connection waits for its auth message (not valid once counted
-	// out). The reader's only.
-	waiting netip.Addr
+	// waiting is the connection's place in the unauthenticated gate
+	// while it waits for its auth message (nil once counted out). The
+	// reader's only.
+	waiting waitTicket
 	// initial is what ?exchanges asked for, subscribed once the auth
 	// message has come. The reader's only.
 	initial []string
@@ -109,11 +109,26 @@ func (s *session) nextLocked() time.Time {
 
 // rearmLocked moves the timer to the plan made now. A timer that has
 // fired already is left alone: its run, waiting for the lock, plans again
-// from what it finds, or has ended the session.
-func (s *session) rearmLocked(now time.Time) {
+// from what it finds, or has ended the session. A warning due already is
+// the caller's to send, after its authenticated reply (warn reports it):
+// the timer, firing at once, would overtake that reply.
+func (s *session) rearmLocked(now time.Time) (warn bool) {
 	s.planLocked(now)
+	if w := s.token.warnAt; !w.IsZero() && !now.Before(w) {
+		s.token.warnAt, warn = time.Time{}, true
+	}
 	if s.expiry.Stop() {
 		s.expiry.Reset(s.nextLocked().Sub(now))
+	}
+	return warn
+}
+
+// answerAuth answers an auth message, then sends the warning due
+// already for its token, if any.
+func (s *session) answerAuth(claims auth.Claims, warn bool, id json.RawMessage) {
+	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, id))
+	if warn {
+		s.reply(protocol.EncodeTokenExpiring(claims.ExpiresAt.UnixMilli()))
 	}
 }
 
@@ -238,17 +253,17 @@ func (s *session) firstMessage(data []byte) {
 		return
 	}
 	s.srv.unauth.release(s.token.waiting)
-	s.token.waiting = netip.Addr{}
+	s.token.waiting = nil
 	s.token.mu.Lock()
 	s.claims, s.token.authed = claims, true
-	s.rearmLocked(now)
+	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
 	s.conn.SetReadLimit(s.srv.opts.MaxMessageBytes)
 	if s.srv.revokedSince(claims, s) {
 		return
 	}
 	s.srv.log.Debug("client authenticated", "client", s, "exchanges", claims.Exchanges)
-	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
+	s.answerAuth(claims, warn, msg.ID)
 	if initial := s.token.initial; len(initial) > 0 {
 		s.token.initial = nil
 		s.subscribe(initial, nil)
@@ -273,14 +288,14 @@ func (s *session) refresh(msg protocol.ClientMessage) {
 	}
 	s.token.mu.Lock()
 	s.claims = claims
-	s.rearmLocked(now)
+	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
 	if s.srv.revokedSince(claims, s) {
 		return
 	}
 	set, dropped := s.srv.hub.restrict(s, claims)
 	s.srv.metrics.TokenRefreshes.Inc()
-	s.reply(protocol.EncodeAuthenticated(claims.Subject, claims.ExpiresAt.UnixMilli(), claims.Exchanges, msg.ID))
+	s.answerAuth(claims, warn, msg.ID)
 	if dropped {
 		s.reply(protocol.EncodeDropped(set, protocol.ReasonToken))
 	}
@@ -296,13 +311,6 @@ func (s *Server) revokedSince(claims auth.Claims, c *session) bool {
 	s.metrics.RevokedCloses.Inc()
 	c.revoke()
 	return true
-}
-
-// revokedBy reports whether r covers the session's token.
-func (s *session) revokedBy(r auth.Revocation) bool {
-	s.token.mu.Lock()
-	defer s.token.mu.Unlock()
-	return s.token.authed && r.Covers(s.claims)
 }
 
 // revoke ends the session for its revoked token.

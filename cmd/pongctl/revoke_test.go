@@ -52,6 +52,10 @@ func TestTokenRevoke(t *testing.T) {
 	if code, out, _ := pongctl(t, env, "token", "revoke", "--jti", "old", "--exp", "2020-01-01T00:00:00Z"); code != exitOK || !strings.Contains(out, "nothing to revoke") {
 		t.Errorf("a jti whose token has expired: %d %q", code, out)
 	}
+	expired := hubtest.Sign(t, auth.TokenSpec{Subject: "alice", Exchanges: []string{"*"}, TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
+	if code, out, errOut := pongctl(t, env, "token", "revoke", expired); code != exitOK || !strings.Contains(out, "nothing to revoke") {
+		t.Errorf("an expired token: %d %q %q, want exit 0, nothing to revoke", code, out, errOut)
+	}
 	for _, args := range [][]string{
 		{}, {"--jti", "a", "--sub", "b"}, {"--sub", "b", "--exp", "1"}, {"--jti", "a", "--before", "1"},
 		{"--sub", "b", "--before", "yesterday"}, {"--jti", "a", "--keep", "0s"},
