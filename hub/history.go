@@ -65,6 +65,10 @@ const (
 	// historyDedupCap bounds the recent set of one exchange, so a flood
 	// of distinct pongs keeps it small (the oldest hashes go first).
 	historyDedupCap = 1024
+	// historyClockLead is the most an entry's ID may be ahead of Redis's
+	// clock: an instance whose clock is ahead (by a year, say) cannot
+	// push the stream's IDs, which only grow, into the future for good.
+	historyClockLead = 5 * time.Second
 	// historyQueryTimeout bounds one history request's reads: a Redis
 	// that does not answer must not hold a client's reader for long.
 	historyQueryTimeout = 2 * time.Second
@@ -95,7 +99,8 @@ const (
 // historyWriteScript appends one pong unless it is in the recent set.
 // KEYS[1] is the stream, KEYS[2] the recent set; ARGV the pong's hash,
 // its receive time (Unix ms), the stream's MAXLEN, the de-dup window
-// (ms), the recent set's cap, the envelope. It returns {1, id} when it
+// (ms), the recent set's cap, the envelope, the most an entry's ID may
+// lead Redis's clock (ms). It returns {1, id} when it
 // wrote the pong, {0, ""} for a duplicate.
 var historyWriteScript = redis.NewScript(`
 local t = redis.call('TIME')
@@ -112,7 +117,10 @@ if n > cap then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - cap - 1)
 end
 redis.call('PEXPIRE', KEYS[2], 2 * window)
-local ms, seq = tonumber(ARGV[2]), 0
+-- An instance whose clock runs ahead would otherwise pin the stream's
+-- IDs to its future (every later entry takes that ms, next sequence),
+-- and since/until select on them: its lead counts only up to ARGV[7].
+local ms, seq = math.min(tonumber(ARGV[2]), now + tonumber(ARGV[7])), 0
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local lms, lseq = string.match(last[1][1], '^(%d+)-(%d+)$')
@@ -295,7 +303,7 @@ func (h *historyStore) write(ctx context.Context, it historyItem) error {
 	hex.Encode(hash[:], sum[:16])
 	h.keys[0] = h.StreamKey(it.exchange)
 	h.keys[1] = h.keys[0] + ":recent"
-	h.args = append(h.args[:0], hash[:], it.ms, h.maxLen, historyDedupWindow.Milliseconds(), historyDedupCap, it.env)
+	h.args = append(h.args[:0], hash[:], it.ms, h.maxLen, historyDedupWindow.Milliseconds(), historyDedupCap, it.env, historyClockLead.Milliseconds())
 	wctx, cancel := context.WithTimeout(ctx, historyWriteTimeout)
 	defer cancel()
 	res, err := historyWriteScript.Run(wctx, h.writer, h.keys[:], h.args...).Slice()

@@ -549,3 +549,35 @@ func TestHistoryRecentPagesNewestFirst(t *testing.T) {
 		t.Errorf("newest latency %v", lat)
 	}
 }
+
+// TestHistoryClockAheadBounded: an instance whose clock runs a year ahead
+// cannot pin the stream's IDs in the future (IDs only grow, so every
+// later entry would take that time and since/until would find none of
+// them); its lead counts up to historyClockLead.
+func TestHistoryClockAheadBounded(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	admin := adminClient(t, url)
+	st := testHistoryStore(t, url, prefix, 1000)
+	now := time.Now()
+	for i, ms := range []int64{now.Add(365 * 24 * time.Hour).UnixMilli(), now.UnixMilli()} {
+		if err := st.write(context.Background(), benchEnvelope(1000+i, ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := admin.XRange(context.Background(), st.StreamKey("gateio"), "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("stream: %v %v", msgs, err)
+	}
+	limit := time.Now().Add(historyClockLead + time.Minute).UnixMilli()
+	for _, m := range msgs {
+		if c, err := protocol.ParseCursor(m.ID); err != nil || int64(c.Ms) > limit {
+			t.Errorf("entry ID %s is past Redis's clock by more than the lead (limit %d)", m.ID, limit)
+		}
+	}
+	// The entries stay in order, and a query of the last minute finds both.
+	page, err := st.Range(context.Background(), protocol.HistoryQuery{Exchange: "gateio", Since: now.Add(-time.Minute).UnixMilli(),
+		Until: time.Now().Add(time.Minute).UnixMilli(), Limit: 10}, 0)
+	if err != nil || len(page.pongs) != 2 {
+		t.Errorf("the last minute holds %d pongs (%v), want 2", len(page.pongs), err)
+	}
+}
