@@ -81,6 +81,11 @@ const (
 	// for (plus one, to know whether more follow): a request capped by
 	// the message size stops after a page or two.
 	historyReadPage = 100
+	// historyScanMax is the most entries one request looks at, the ones
+	// it leaves out (not envelopes, too large for the message) counted:
+	// a stream a hostile publisher filled with pongs too large to send
+	// costs a request one bounded read, not the whole stream in 2 s.
+	historyScanMax = 2 * protocol.MaxHistoryLimit
 	// historyHTTPBytes bounds the pongs of one HTTP reply.
 	historyHTTPBytes = 4 << 20
 	// historyRebuildTimeout bounds the rebuild of the statistics at
@@ -351,7 +356,8 @@ const maxStreamSeq = "18446744073709551615"
 // bound). An entry that is not an envelope within the message cap is
 // skipped and logged; one too large for budget alone is skipped too (the
 // HTTP endpoint, without a tight budget, has it), so a reply never stalls
-// on it.
+// on it. It looks at historyScanMax entries at most: past them it says
+// more, with the cursor of the last one, maybe with no pongs.
 func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budget int) (historyPage, error) {
 	key := h.StreamKey(q.Exchange)
 	start := strconv.FormatInt(q.Since, 10) + "-0"
@@ -363,18 +369,19 @@ func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budge
 		end = strconv.FormatInt(q.Until, 10) + "-" + maxStreamSeq
 	}
 	page := historyPage{found: true}
-	used := 0
+	used, looked := 0, 0
 	for start != "" {
-		want := min(q.Limit-len(page.pongs), historyReadPage) + 1
+		want := min(q.Limit-len(page.pongs), historyReadPage, historyScanMax-looked) + 1
 		msgs, err := h.reader.XRangeN(ctx, key, start, end, int64(want)).Result()
 		if err != nil {
 			return historyPage{}, fmt.Errorf("%w: read %s: %w", ErrHistoryUnavailable, key, err)
 		}
 		for _, m := range msgs {
 			if len(page.pongs) == q.Limit {
-				page.more = true
+				page.more = true // from the cursor on, which is where it stopped
 				return page, nil
 			}
+			looked++
 			cur, err := protocol.ParseCursor(m.ID)
 			if err != nil {
 				h.readLog.log(h.log, slog.LevelWarn, "history entry with an ID past the range; read stops there", "key", key, "id", m.ID)

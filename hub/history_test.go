@@ -581,3 +581,38 @@ func TestHistoryClockAheadBounded(t *testing.T) {
 		t.Errorf("the last minute holds %d pongs (%v), want 2", len(page.pongs), err)
 	}
 }
+
+// TestHistoryScanBounded: a stream full of entries a reply leaves out
+// (here not envelopes; pongs too large for the message cap are the same)
+// costs one request historyScanMax entries at most: it stops there with
+// more and the cursor of the last entry it looked at, so paging goes on
+// from there, and finds the pong past them.
+func TestHistoryScanBounded(t *testing.T) {
+	st := testHistoryStore(t, hubtest.RedisURL(t), hubtest.KeyPrefix(t), 10_000)
+	ctx := context.Background()
+	key := st.StreamKey("gateio")
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	pipe := st.writer.Pipeline()
+	const junk = historyScanMax + 500
+	for i := range junk {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []any{historyEntryField, "junk"}})
+	}
+	good := benchEnvelope(1, base+1)
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", base+1), Values: []any{historyEntryField, good.env}})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := protocol.HistoryQuery{Exchange: "gateio", Until: protocol.NoUntil, Limit: 10}
+	page, err := st.Range(ctx, q, 16384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d-%d", base, historyScanMax); len(page.pongs) != 0 || !page.more || page.cursor.String() != want {
+		t.Fatalf("first page: %d pongs, more %v, cursor %s; want none, more, cursor %s", len(page.pongs), page.more, page.cursor, want)
+	}
+	q.After = page.cursor
+	page, err = st.Range(ctx, q, 16384)
+	if err != nil || len(page.pongs) != 1 || page.more || string(page.pongs[0]) != string(good.env) {
+		t.Fatalf("second page: %d pongs, more %v (%v); want the one pong", len(page.pongs), page.more, err)
+	}
+}
