@@ -377,7 +377,7 @@ func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budge
 			return historyPage{}, fmt.Errorf("%w: read %s: %w", ErrHistoryUnavailable, key, err)
 		}
 		for _, m := range msgs {
-			if len(page.pongs) == q.Limit {
+			if len(page.pongs) == q.Limit || looked == historyScanMax {
 				page.more = true // from the cursor on, which is where it stopped
 				return page, nil
 			}
