@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pongcast/pongcast/auth"
@@ -57,15 +58,86 @@ func historyErrorCode(err error) string {
 	return protocol.CodeInternal
 }
 
-// handleHistory answers a history message. It reads Redis on the
-// session's reader, so the client's next message waits for it (at most
-// historyQueryTimeout): one request in flight per client, no other
-// client delayed.
+// historyPending is the most history messages of one client in flight
+// or waiting: past it one is refused at once (rate_limited), so a client
+// costs at most this many small requests held, and one Redis read at a
+// time.
+const historyPending = 8
+
+// historyInbox is a session's history messages waiting for its history
+// goroutine, which runs while there are any, one at a time, in order.
+type historyInbox struct {
+	mu sync.Mutex
+	// queue is oldest first; the first is the one being answered.
+	queue   []historyRequest
+	running bool
+}
+
+// historyRequest is one history message with the claims it was sent
+// under.
+type historyRequest struct {
+	claims auth.Claims
+	msg    protocol.ClientMessage
+}
+
+var historyBusyMessage = fmt.Sprintf("%d history requests are waiting for Redis: wait for their replies", historyPending)
+
+// handleHistory takes a history message on the session's reader and
+// hands it to the session's history goroutine (started if none runs), so
+// that Redis, up to historyQueryTimeout a request, never holds the
+// reader: the client's pings, pongs, close and other messages are read
+// meanwhile. Replies come in the order asked, maybe after the replies
+// to later messages of other types (the id tells them apart).
 func (sess *session) handleHistory(msg protocol.ClientMessage) {
+	in := &sess.history
+	in.mu.Lock()
+	if len(in.queue) == historyPending {
+		in.mu.Unlock()
+		sess.srv.metrics.RateLimited.Inc()
+		sess.reply(protocol.EncodeError(protocol.CodeRateLimited, historyBusyMessage, msg.ID))
+		return
+	}
+	// The reader alone writes claims, so it reads them without the lock.
+	in.queue = append(in.queue, historyRequest{claims: sess.claims, msg: msg})
+	start := !in.running
+	in.running = true
+	in.mu.Unlock()
+	if start {
+		sess.srv.wg.Add(1) // the reader holds a count: Shutdown waits for this too
+		go sess.serveHistoryInbox()
+	}
+}
+
+// serveHistoryInbox answers the session's waiting history messages, one
+// at a time, and ends when none waits; those of a closing connection are
+// dropped unread.
+func (sess *session) serveHistoryInbox() {
+	defer sess.srv.wg.Done()
+	in := &sess.history
+	for {
+		in.mu.Lock()
+		if len(in.queue) == 0 {
+			in.running = false
+			in.mu.Unlock()
+			return
+		}
+		r := in.queue[0] // stays until answered: it counts as pending
+		in.mu.Unlock()
+		if !sess.conn.Closing() {
+			sess.answerHistory(r.claims, r.msg)
+		}
+		in.mu.Lock()
+		in.queue = append(in.queue[:0], in.queue[1:]...)
+		in.mu.Unlock()
+	}
+}
+
+// answerHistory reads and sends the reply to one history message.
+func (sess *session) answerHistory(claims auth.Claims, msg protocol.ClientMessage) {
 	s := sess.srv
 	q := *msg.History
 	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
-	page, err := s.queryHistory(sess.claims, q, max(1, budget))
+	page, err := s.queryHistory(claims, q, max(1, budget))
 	if err != nil {
 		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
 		return
