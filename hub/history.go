@@ -189,16 +189,26 @@ type historyCounters struct {
 }
 
 // newHistoryClient returns a Redis client for the history store from the
-// options the feed's URL parses to: pool connections, no retries of its
-// own (the store counts a failure and goes on), deadlines from contexts.
+// options the feed's URL parses to: a store client (newStoreClient) of
+// pool connections, a request waiting historyPoolWait at most for one.
 func newHistoryClient(opts *redis.Options, pool int) *redis.Client {
+	return newStoreClient(opts, pool, historyPoolWait)
+}
+
+// newStoreClient returns a Redis client for a store (snapshots, history)
+// from the options the feed's URL parses to: pool connections (waited
+// for poolWait at most; 0: go-redis's default), no retries of its own
+// (a store counts a failure and goes on), deadlines from contexts.
+func newStoreClient(opts *redis.Options, pool int, poolWait time.Duration) *redis.Client {
 	o := *opts
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 2 * time.Second
 	}
 	o.MaxRetries = -1
 	o.PoolSize = pool
-	o.PoolTimeout = historyPoolWait
+	if poolWait > 0 {
+		o.PoolTimeout = poolWait
+	}
 	o.ContextTimeoutEnabled = true
 	return redis.NewClient(&o)
 }
