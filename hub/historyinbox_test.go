@@ -64,4 +64,7 @@ func TestHistoryDoesNotHoldTheReader(t *testing.T) {
 	if m := c.Read(); m.Code != "unavailable" || string(m.ID) != `"h0"` {
 		t.Fatalf("third reply %s, want h0 unavailable", m.Raw)
 	}
+	if busy := testCounter(s.metrics.HistoryQueries.WithLabelValues("busy")); busy != 1 {
+		t.Errorf("pongcast_history_queries_total{result=busy} %v, want 1", busy)
+	}
 }

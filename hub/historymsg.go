@@ -93,7 +93,7 @@ func (sess *session) handleHistory(msg protocol.ClientMessage) {
 	in.mu.Lock()
 	if len(in.queue) == historyPending {
 		in.mu.Unlock()
-		sess.srv.metrics.RateLimited.Inc()
+		sess.srv.metrics.HistoryQueries.WithLabelValues("busy").Inc()
 		sess.reply(protocol.EncodeError(protocol.CodeRateLimited, historyBusyMessage, msg.ID))
 		return
 	}

@@ -135,7 +135,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		HistoryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full)."}, []string{"result"}),
 		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP) read from Redis, by result: ok or error."}, []string{"result"}),
+			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP), by result: ok or error (read from Redis, or not in time), busy (a message refused at once: as many of the client's were waiting)."}, []string{"result"}),
 		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_token_refreshes_total", Help: "Tokens replaced in-band by an auth message on an authenticated connection."}),
 		Revocations: prometheus.NewGauge(prometheus.GaugeOpts{
