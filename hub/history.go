@@ -65,6 +65,13 @@ const (
 	// historyDedupCap bounds the recent set of one exchange, so a flood
 	// of distinct pongs keeps it small (the oldest hashes go first).
 	historyDedupCap = 1024
+	// historyWriteMaxAge is how long a pong may wait in the queue and
+	// still be written: one older than this may be in the stream already
+	// with its hash gone from the recent set, and written again; it is
+	// left to the instances that kept up (counted as late). Half the
+	// window leaves room for the write itself and for the first writer
+	// having received it a little earlier.
+	historyWriteMaxAge = historyDedupWindow / 2
 	// historyClockLead is the most an entry's ID may be ahead of Redis's
 	// clock: an instance whose clock is ahead (by a year, say) cannot
 	// push the stream's IDs, which only grow, into the future for good.
@@ -159,6 +166,9 @@ type historyItem struct {
 	env      []byte
 	data     int // length of the data, at protocol.EnvelopeDataOffset
 	ms       int64
+	// queued is when Append took it (monotonic): the writer's lag, whatever
+	// the clocks of the instances and of Redis say. Zero: not timed.
+	queued time.Time
 }
 
 // historyStore is one instance's writer and reader of the history
@@ -185,7 +195,7 @@ type historyStore struct {
 // historyCounters are the children of pongcast_history_writes_total, so
 // a pong costs no label lookup.
 type historyCounters struct {
-	ok, duplicate, failed, dropped prometheus.Counter
+	ok, duplicate, failed, dropped, late prometheus.Counter
 }
 
 // newHistoryClient returns a Redis client for the history store from the
@@ -224,6 +234,7 @@ func newHistoryStore(writer, reader redis.UniversalClient, prefix string, maxLen
 			duplicate: m.HistoryWrites.WithLabelValues("duplicate"),
 			failed:    m.HistoryWrites.WithLabelValues("failed"),
 			dropped:   m.HistoryWrites.WithLabelValues("dropped"),
+			late:      m.HistoryWrites.WithLabelValues("late"),
 		},
 		errLog:  newLogLimiter(10*time.Second, 1),
 		readLog: newLogLimiter(10*time.Second, 1),
@@ -241,7 +252,7 @@ func (h *historyStore) StreamKey(exchange string) string {
 // as dropped. env must not be written to afterwards.
 func (h *historyStore) Append(exchange string, env []byte, dataLen int, received time.Time) {
 	select {
-	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli()}:
+	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli(), queued: time.Now()}:
 	default:
 		h.counts.dropped.Inc()
 	}
@@ -310,8 +321,13 @@ func (h *historyStore) flush(ctx context.Context, first *historyItem) {
 	}
 }
 
-// write runs the write script for one pong and counts the outcome.
+// write runs the write script for one pong and counts the outcome; a
+// pong queued longer than historyWriteMaxAge is counted late, unwritten.
 func (h *historyStore) write(ctx context.Context, it historyItem) error {
+	if !it.queued.IsZero() && time.Since(it.queued) > historyWriteMaxAge {
+		h.counts.late.Inc()
+		return nil
+	}
 	off := protocol.EnvelopeDataOffset(it.exchange)
 	sum := sha256.Sum256(it.env[off : off+it.data])
 	var hash [32]byte

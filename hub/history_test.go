@@ -616,3 +616,32 @@ func TestHistoryScanBounded(t *testing.T) {
 		t.Fatalf("second page: %d pongs, more %v (%v); want the one pong", len(page.pongs), page.more, err)
 	}
 }
+
+// TestHistoryLateWriteLeftOut: an instance whose writer fell behind (its
+// pong queued longer than historyWriteMaxAge) does not write it: by then
+// the first writer's hash may have left the recent set (here deleted, as
+// the window would), and the pong would be recorded twice.
+func TestHistoryLateWriteLeftOut(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	admin := adminClient(t, url)
+	first, behind := testHistoryStore(t, url, prefix, 1000), testHistoryStore(t, url, prefix, 1000)
+	it := benchEnvelope(7, time.Now().UnixMilli())
+	it.queued = time.Now()
+	if err := first.write(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	key := first.StreamKey("gateio")
+	if err := admin.Del(context.Background(), key+":recent").Err(); err != nil {
+		t.Fatal(err)
+	}
+	it.queued = time.Now().Add(-2 * historyWriteMaxAge)
+	if err := behind.write(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	if n := admin.XLen(context.Background(), key).Val(); n != 1 {
+		t.Errorf("the stream holds %d entries of one pong, want 1", n)
+	}
+	if late := testCounter(behind.counts.late); late != 1 {
+		t.Errorf("late %v, want 1", late)
+	}
+}
