@@ -95,6 +95,13 @@ const (
 	historyScanMax = 2 * protocol.MaxHistoryLimit
 	// historyHTTPBytes bounds the pongs of one HTTP reply.
 	historyHTTPBytes = 4 << 20
+	// historyHTTPSlots is the most HTTP history requests served at once,
+	// from the read to the last byte written (each holds up to about
+	// three times historyHTTPBytes meanwhile); past it one is refused,
+	// 503. historyHTTPWriteTimeout bounds the writing of one reply, so a
+	// client that does not read holds its slot and memory no longer.
+	historyHTTPSlots        = historyQueryPool
+	historyHTTPWriteTimeout = 10 * time.Second
 	// historyRebuildTimeout bounds the rebuild of the statistics at
 	// start, which the subscription waits for.
 	historyRebuildTimeout = 5 * time.Second
@@ -175,16 +182,18 @@ type historyItem struct {
 // streams. Append is safe for concurrent use and never waits; Run is
 // called once; Range and Recent are safe for concurrent use.
 type historyStore struct {
-	writer  redis.UniversalClient // Run's alone
-	reader  redis.UniversalClient
-	prefix  string
-	maxLen  int
-	maxEnv  int
-	log     *slog.Logger
-	queue   chan historyItem
-	counts  historyCounters
-	errLog  *logLimiter
-	readLog *logLimiter
+	writer redis.UniversalClient // Run's alone
+	reader redis.UniversalClient
+	prefix string
+	maxLen int
+	maxEnv int
+	log    *slog.Logger
+	queue  chan historyItem
+	// httpSlots holds a token per HTTP request being served.
+	httpSlots chan struct{}
+	counts    historyCounters
+	errLog    *logLimiter
+	readLog   *logLimiter
 
 	// Run's own.
 	args    []any
@@ -228,7 +237,8 @@ func newStoreClient(opts *redis.Options, pool int, poolWait time.Duration) *redi
 func newHistoryStore(writer, reader redis.UniversalClient, prefix string, maxLen, maxEnv int, log *slog.Logger, m *Metrics) *historyStore {
 	return &historyStore{
 		writer: writer, reader: reader, prefix: prefix, maxLen: maxLen, maxEnv: maxEnv, log: log,
-		queue: make(chan historyItem, historyQueueLen),
+		queue:     make(chan historyItem, historyQueueLen),
+		httpSlots: make(chan struct{}, historyHTTPSlots),
 		counts: historyCounters{
 			ok:        m.HistoryWrites.WithLabelValues("ok"),
 			duplicate: m.HistoryWrites.WithLabelValues("duplicate"),

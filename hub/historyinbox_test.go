@@ -3,8 +3,10 @@ package hub
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
 )
@@ -66,5 +68,34 @@ func TestHistoryDoesNotHoldTheReader(t *testing.T) {
 	}
 	if busy := testCounter(s.metrics.HistoryQueries.WithLabelValues("busy")); busy != 1 {
 		t.Errorf("pongcast_history_queries_total{result=busy} %v, want 1", busy)
+	}
+}
+
+// TestHistoryHTTPSlotsBounded: HTTP history requests served at once are
+// bounded (each may hold megabytes until its reply is written): past
+// historyHTTPSlots one is refused at once, 503 with Retry-After, and
+// counted; with a slot free again it is served.
+func TestHistoryHTTPSlotsBounded(t *testing.T) {
+	s := newRedisTestServer(t, Options{})
+	s.publish(t, "gateio", 1)
+	tok := hubtest.Token(t, "h", time.Hour, "gateio")
+	for range historyHTTPSlots {
+		s.history.httpSlots <- struct{}{} // requests being served
+	}
+	var body map[string]any
+	resp := getInto(t, s.url+"/v1/exchanges/gateio/history", tok, &body)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" || body["error"] != "unavailable" {
+		t.Fatalf("GET history with every slot taken: %s %v %v, want 503 unavailable, Retry-After 1", resp.Status, resp.Header, body)
+	}
+	if busy := testCounter(s.metrics.HistoryQueries.WithLabelValues("busy")); busy != 1 {
+		t.Errorf("busy %v, want 1", busy)
+	}
+	<-s.history.httpSlots
+	waitFor(t, "the pong recorded", func() bool {
+		resp = getInto(t, s.url+"/v1/exchanges/gateio/history", tok, &body)
+		return resp.StatusCode == http.StatusOK
+	})
+	if len(s.history.httpSlots) != historyHTTPSlots-1 {
+		t.Errorf("%d slots taken after the reply, want %d", len(s.history.httpSlots), historyHTTPSlots-1)
 	}
 }

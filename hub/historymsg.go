@@ -80,6 +80,8 @@ type historyRequest struct {
 	msg    protocol.ClientMessage
 }
 
+var historyBusyHTTP = fmt.Sprintf("%d history requests are being served; retry later", historyHTTPSlots)
+
 var historyBusyMessage = fmt.Sprintf("%d history requests are waiting for Redis: wait for their replies", historyPending)
 
 // handleHistory takes a history message on the session's reader and
@@ -158,6 +160,17 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, publicText(err))
 		return
 	}
+	if s.history != nil {
+		select {
+		case s.history.httpSlots <- struct{}{}:
+			defer func() { <-s.history.httpSlots }()
+		default:
+			s.metrics.HistoryQueries.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeHTTPError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, historyBusyHTTP)
+			return
+		}
+	}
 	page, err := s.queryHistory(claims, q, 0)
 	switch {
 	case errors.Is(err, ErrForbidden):
@@ -173,6 +186,9 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, "not_found", "no history for that exchange: no pong of it recorded")
 	default:
 		body := protocol.AppendHistory(nil, false, q.Exchange, page.pongs, page.more, page.cursor, nil)
+		// Not supported by every ResponseWriter (a test's recorder): then
+		// the reply is small and in memory anyway.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(historyHTTPWriteTimeout))
 		writeRawJSON(w, http.StatusOK, body)
 	}
 }
