@@ -645,3 +645,38 @@ func TestHistoryLateWriteLeftOut(t *testing.T) {
 		t.Errorf("late %v, want 1", late)
 	}
 }
+
+// TestRebuildSharesItsTime: with more history than the rebuild has time
+// to read, every exchange gets a share of the time and its newest pongs,
+// instead of the first exchanges all of theirs and the others nothing.
+func TestRebuildSharesItsTime(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	s := newTestServer(t, Options{RedisURL: url, KeyPrefix: prefix, HistoryLen: historyRebuildMax})
+	dropKeys(t, url, prefix)
+	ctx := context.Background()
+	const exchanges, entries = 4, 30_000 // about 0.6 s of reading at 190,000 entries/s
+	base := time.Now().Add(-20 * time.Hour).UnixMilli()
+	var known []StoredSnapshot
+	for x := range exchanges {
+		ex := fmt.Sprintf("ex%d", x)
+		known = append(known, StoredSnapshot{Exchange: ex})
+		pipe := s.historyWriter.Pipeline()
+		for i := range entries {
+			ms := base + int64(i)*2000
+			data := fmt.Sprintf(`{"exchange":%q,"latency":%d}`, ex, i%1000)
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.history.StreamKey(ex), ID: fmt.Sprintf("%d-0", ms),
+				Values: []any{historyEntryField, protocol.AppendEnvelope(nil, ex, []byte(data), ms)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.rebuildWithin(ctx, known, 300*time.Millisecond); n != exchanges {
+		t.Errorf("%d of %d exchanges rebuilt", n, exchanges)
+	}
+	for _, k := range known {
+		if st, ok := s.hub.health.Status(k.Exchange); !ok || st.Status == "" {
+			t.Errorf("%s has no status after the rebuild", k.Exchange)
+		}
+	}
+}

@@ -230,16 +230,34 @@ func historyQueryOf(r *http.Request) (protocol.HistoryQuery, error) {
 // historyRebuildTimeout (so a slow Redis delays readiness that much at
 // most). What it could not read in time is left out, and logged.
 func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot) {
+	s.rebuildWithin(ctx, known, historyRebuildTimeout)
+}
+
+// rebuildWithin is rebuildFromHistory within budget; it returns how many
+// exchanges it rebuilt. Each exchange gets an equal share of the time
+// left (what one leaves unused goes to those after it), and its read,
+// newest first, stops at the end of its share: when there is more
+// history than time, every exchange gets its newest pongs (its short
+// windows right), rather than the first ones all of theirs and the rest
+// nothing.
+func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budget time.Duration) int {
 	if s.history == nil || len(known) == 0 {
-		return
+		return 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, historyRebuildTimeout)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	from := time.Now().Add(-historyRebuildSpan)
-	var exchanges, pongs, skipped, left int
+	var exchanges, pongs, skipped, cut, left int
 	var lastErr error
 	for i, sn := range known {
-		past, env, bad, err := s.history.Recent(ctx, sn.Exchange, from)
+		if ctx.Err() != nil {
+			left = len(known) - i
+			break
+		}
+		share, cancelShare := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(known)-i))
+		past, env, bad, err := s.history.Recent(share, sn.Exchange, from)
+		cancelShare()
 		skipped += bad
 		r := s.hub.health.Replay(sn.Exchange, past, env)
 		if r.Applied {
@@ -247,15 +265,15 @@ func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot)
 			pongs += len(past)
 		}
 		if err != nil {
+			cut++
 			lastErr = err
-			left = len(known) - i - 1
-			break
 		}
 	}
-	if lastErr != nil {
+	if lastErr != nil || left > 0 {
 		s.log.Warn("statistics rebuilt from history in part", "exchanges", exchanges, "pongs", pongs,
-			"skipped", skipped, "exchanges_left", left, "error", lastErr)
-		return
+			"skipped", skipped, "exchanges_cut_short", cut, "exchanges_left", left, "error", lastErr)
+		return exchanges
 	}
 	s.log.Info("statistics rebuilt from history", "exchanges", exchanges, "pongs", pongs, "skipped", skipped)
+	return exchanges
 }
