@@ -129,7 +129,9 @@ func (sess *session) serveHistoryInbox() {
 			sess.answerHistory(r.claims, r.msg)
 		}
 		in.mu.Lock()
-		in.queue = append(in.queue[:0], in.queue[1:]...)
+		n := copy(in.queue, in.queue[1:])
+		in.queue[n] = historyRequest{} // an idle session holds no old request
+		in.queue = in.queue[:n]
 		in.mu.Unlock()
 	}
 }
