@@ -65,6 +65,17 @@ const (
 	// historyDedupCap bounds the recent set of one exchange, so a flood
 	// of distinct pongs keeps it small (the oldest hashes go first).
 	historyDedupCap = 1024
+	// historyWriteMaxAge is how long a pong may wait in the queue and
+	// still be written: one older than this may be in the stream already
+	// with its hash gone from the recent set, and written again; it is
+	// left to the instances that kept up (counted as late). Half the
+	// window leaves room for the write itself and for the first writer
+	// having received it a little earlier.
+	historyWriteMaxAge = historyDedupWindow / 2
+	// historyClockLead is the most an entry's ID may be ahead of Redis's
+	// clock: an instance whose clock is ahead (by a year, say) cannot
+	// push the stream's IDs, which only grow, into the future for good.
+	historyClockLead = 5 * time.Second
 	// historyQueryTimeout bounds one history request's reads: a Redis
 	// that does not answer must not hold a client's reader for long.
 	historyQueryTimeout = 2 * time.Second
@@ -77,8 +88,20 @@ const (
 	// for (plus one, to know whether more follow): a request capped by
 	// the message size stops after a page or two.
 	historyReadPage = 100
+	// historyScanMax is the most entries one request looks at, the ones
+	// it leaves out (not envelopes, too large for the message) counted:
+	// a stream a hostile publisher filled with pongs too large to send
+	// costs a request one bounded read, not the whole stream in 2 s.
+	historyScanMax = 2 * protocol.MaxHistoryLimit
 	// historyHTTPBytes bounds the pongs of one HTTP reply.
 	historyHTTPBytes = 4 << 20
+	// historyHTTPSlots is the most HTTP history requests served at once,
+	// from the read to the last byte written (each holds up to about
+	// three times historyHTTPBytes meanwhile); past it one is refused,
+	// 503. historyHTTPWriteTimeout bounds the writing of one reply, so a
+	// client that does not read holds its slot and memory no longer.
+	historyHTTPSlots        = historyQueryPool
+	historyHTTPWriteTimeout = 10 * time.Second
 	// historyRebuildTimeout bounds the rebuild of the statistics at
 	// start, which the subscription waits for.
 	historyRebuildTimeout = 5 * time.Second
@@ -95,7 +118,8 @@ const (
 // historyWriteScript appends one pong unless it is in the recent set.
 // KEYS[1] is the stream, KEYS[2] the recent set; ARGV the pong's hash,
 // its receive time (Unix ms), the stream's MAXLEN, the de-dup window
-// (ms), the recent set's cap, the envelope. It returns {1, id} when it
+// (ms), the recent set's cap, the envelope, the most an entry's ID may
+// lead Redis's clock (ms). It returns {1, id} when it
 // wrote the pong, {0, ""} for a duplicate.
 var historyWriteScript = redis.NewScript(`
 local t = redis.call('TIME')
@@ -112,7 +136,10 @@ if n > cap then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, n - cap - 1)
 end
 redis.call('PEXPIRE', KEYS[2], 2 * window)
-local ms, seq = tonumber(ARGV[2]), 0
+-- An instance whose clock runs ahead would otherwise pin the stream's
+-- IDs to its future (every later entry takes that ms, next sequence),
+-- and since/until select on them: its lead counts only up to ARGV[7].
+local ms, seq = math.min(tonumber(ARGV[2]), now + tonumber(ARGV[7])), 0
 local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 if #last > 0 then
   local lms, lseq = string.match(last[1][1], '^(%d+)-(%d+)$')
@@ -146,22 +173,27 @@ type historyItem struct {
 	env      []byte
 	data     int // length of the data, at protocol.EnvelopeDataOffset
 	ms       int64
+	// queued is when Append took it (monotonic): the writer's lag, whatever
+	// the clocks of the instances and of Redis say. Zero: not timed.
+	queued time.Time
 }
 
 // historyStore is one instance's writer and reader of the history
 // streams. Append is safe for concurrent use and never waits; Run is
 // called once; Range and Recent are safe for concurrent use.
 type historyStore struct {
-	writer  redis.UniversalClient // Run's alone
-	reader  redis.UniversalClient
-	prefix  string
-	maxLen  int
-	maxEnv  int
-	log     *slog.Logger
-	queue   chan historyItem
-	counts  historyCounters
-	errLog  *logLimiter
-	readLog *logLimiter
+	writer redis.UniversalClient // Run's alone
+	reader redis.UniversalClient
+	prefix string
+	maxLen int
+	maxEnv int
+	log    *slog.Logger
+	queue  chan historyItem
+	// httpSlots holds a token per HTTP request being served.
+	httpSlots chan struct{}
+	counts    historyCounters
+	errLog    *logLimiter
+	readLog   *logLimiter
 
 	// Run's own.
 	args    []any
@@ -172,20 +204,30 @@ type historyStore struct {
 // historyCounters are the children of pongcast_history_writes_total, so
 // a pong costs no label lookup.
 type historyCounters struct {
-	ok, duplicate, failed, dropped prometheus.Counter
+	ok, duplicate, failed, dropped, late prometheus.Counter
 }
 
 // newHistoryClient returns a Redis client for the history store from the
-// options the feed's URL parses to: pool connections, no retries of its
-// own (the store counts a failure and goes on), deadlines from contexts.
+// options the feed's URL parses to: a store client (newStoreClient) of
+// pool connections, a request waiting historyPoolWait at most for one.
 func newHistoryClient(opts *redis.Options, pool int) *redis.Client {
+	return newStoreClient(opts, pool, historyPoolWait)
+}
+
+// newStoreClient returns a Redis client for a store (snapshots, history)
+// from the options the feed's URL parses to: pool connections (waited
+// for poolWait at most; 0: go-redis's default), no retries of its own
+// (a store counts a failure and goes on), deadlines from contexts.
+func newStoreClient(opts *redis.Options, pool int, poolWait time.Duration) *redis.Client {
 	o := *opts
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 2 * time.Second
 	}
 	o.MaxRetries = -1
 	o.PoolSize = pool
-	o.PoolTimeout = historyPoolWait
+	if poolWait > 0 {
+		o.PoolTimeout = poolWait
+	}
 	o.ContextTimeoutEnabled = true
 	return redis.NewClient(&o)
 }
@@ -195,12 +237,14 @@ func newHistoryClient(opts *redis.Options, pool int) *redis.Client {
 func newHistoryStore(writer, reader redis.UniversalClient, prefix string, maxLen, maxEnv int, log *slog.Logger, m *Metrics) *historyStore {
 	return &historyStore{
 		writer: writer, reader: reader, prefix: prefix, maxLen: maxLen, maxEnv: maxEnv, log: log,
-		queue: make(chan historyItem, historyQueueLen),
+		queue:     make(chan historyItem, historyQueueLen),
+		httpSlots: make(chan struct{}, historyHTTPSlots),
 		counts: historyCounters{
 			ok:        m.HistoryWrites.WithLabelValues("ok"),
 			duplicate: m.HistoryWrites.WithLabelValues("duplicate"),
 			failed:    m.HistoryWrites.WithLabelValues("failed"),
 			dropped:   m.HistoryWrites.WithLabelValues("dropped"),
+			late:      m.HistoryWrites.WithLabelValues("late"),
 		},
 		errLog:  newLogLimiter(10*time.Second, 1),
 		readLog: newLogLimiter(10*time.Second, 1),
@@ -218,7 +262,7 @@ func (h *historyStore) StreamKey(exchange string) string {
 // as dropped. env must not be written to afterwards.
 func (h *historyStore) Append(exchange string, env []byte, dataLen int, received time.Time) {
 	select {
-	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli()}:
+	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli(), queued: time.Now()}:
 	default:
 		h.counts.dropped.Inc()
 	}
@@ -287,15 +331,20 @@ func (h *historyStore) flush(ctx context.Context, first *historyItem) {
 	}
 }
 
-// write runs the write script for one pong and counts the outcome.
+// write runs the write script for one pong and counts the outcome; a
+// pong queued longer than historyWriteMaxAge is counted late, unwritten.
 func (h *historyStore) write(ctx context.Context, it historyItem) error {
+	if !it.queued.IsZero() && time.Since(it.queued) > historyWriteMaxAge {
+		h.counts.late.Inc()
+		return nil
+	}
 	off := protocol.EnvelopeDataOffset(it.exchange)
 	sum := sha256.Sum256(it.env[off : off+it.data])
 	var hash [32]byte
 	hex.Encode(hash[:], sum[:16])
 	h.keys[0] = h.StreamKey(it.exchange)
 	h.keys[1] = h.keys[0] + ":recent"
-	h.args = append(h.args[:0], hash[:], it.ms, h.maxLen, historyDedupWindow.Milliseconds(), historyDedupCap, it.env)
+	h.args = append(h.args[:0], hash[:], it.ms, h.maxLen, historyDedupWindow.Milliseconds(), historyDedupCap, it.env, historyClockLead.Milliseconds())
 	wctx, cancel := context.WithTimeout(ctx, historyWriteTimeout)
 	defer cancel()
 	res, err := historyWriteScript.Run(wctx, h.writer, h.keys[:], h.args...).Slice()
@@ -343,7 +392,8 @@ const maxStreamSeq = "18446744073709551615"
 // bound). An entry that is not an envelope within the message cap is
 // skipped and logged; one too large for budget alone is skipped too (the
 // HTTP endpoint, without a tight budget, has it), so a reply never stalls
-// on it.
+// on it. It looks at historyScanMax entries at most: past them it says
+// more, with the cursor of the last one, maybe with no pongs.
 func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budget int) (historyPage, error) {
 	key := h.StreamKey(q.Exchange)
 	start := strconv.FormatInt(q.Since, 10) + "-0"
@@ -355,18 +405,19 @@ func (h *historyStore) Range(ctx context.Context, q protocol.HistoryQuery, budge
 		end = strconv.FormatInt(q.Until, 10) + "-" + maxStreamSeq
 	}
 	page := historyPage{found: true}
-	used := 0
+	used, looked := 0, 0
 	for start != "" {
-		want := min(q.Limit-len(page.pongs), historyReadPage) + 1
+		want := min(q.Limit-len(page.pongs), historyReadPage, historyScanMax-looked) + 1
 		msgs, err := h.reader.XRangeN(ctx, key, start, end, int64(want)).Result()
 		if err != nil {
 			return historyPage{}, fmt.Errorf("%w: read %s: %w", ErrHistoryUnavailable, key, err)
 		}
 		for _, m := range msgs {
-			if len(page.pongs) == q.Limit {
-				page.more = true
+			if len(page.pongs) == q.Limit || looked == historyScanMax {
+				page.more = true // from the cursor on, which is where it stopped
 				return page, nil
 			}
+			looked++
 			cur, err := protocol.ParseCursor(m.ID)
 			if err != nil {
 				h.readLog.log(h.log, slog.LevelWarn, "history entry with an ID past the range; read stops there", "key", key, "id", m.ID)

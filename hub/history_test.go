@@ -549,3 +549,134 @@ func TestHistoryRecentPagesNewestFirst(t *testing.T) {
 		t.Errorf("newest latency %v", lat)
 	}
 }
+
+// TestHistoryClockAheadBounded: an instance whose clock runs a year ahead
+// cannot pin the stream's IDs in the future (IDs only grow, so every
+// later entry would take that time and since/until would find none of
+// them); its lead counts up to historyClockLead.
+func TestHistoryClockAheadBounded(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	admin := adminClient(t, url)
+	st := testHistoryStore(t, url, prefix, 1000)
+	now := time.Now()
+	for i, ms := range []int64{now.Add(365 * 24 * time.Hour).UnixMilli(), now.UnixMilli()} {
+		if err := st.write(context.Background(), benchEnvelope(1000+i, ms)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs, err := admin.XRange(context.Background(), st.StreamKey("gateio"), "-", "+").Result()
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("stream: %v %v", msgs, err)
+	}
+	limit := time.Now().Add(historyClockLead + time.Minute).UnixMilli()
+	for _, m := range msgs {
+		if c, err := protocol.ParseCursor(m.ID); err != nil || int64(c.Ms) > limit {
+			t.Errorf("entry ID %s is past Redis's clock by more than the lead (limit %d)", m.ID, limit)
+		}
+	}
+	// The entries stay in order, and a query of the last minute finds both.
+	page, err := st.Range(context.Background(), protocol.HistoryQuery{Exchange: "gateio", Since: now.Add(-time.Minute).UnixMilli(),
+		Until: time.Now().Add(time.Minute).UnixMilli(), Limit: 10}, 0)
+	if err != nil || len(page.pongs) != 2 {
+		t.Errorf("the last minute holds %d pongs (%v), want 2", len(page.pongs), err)
+	}
+}
+
+// TestHistoryScanBounded: a stream full of entries a reply leaves out
+// (here not envelopes; pongs too large for the message cap are the same)
+// costs one request historyScanMax entries at most: it stops there with
+// more and the cursor of the last entry it looked at, so paging goes on
+// from there, and finds the pong past them.
+func TestHistoryScanBounded(t *testing.T) {
+	st := testHistoryStore(t, hubtest.RedisURL(t), hubtest.KeyPrefix(t), 10_000)
+	ctx := context.Background()
+	key := st.StreamKey("gateio")
+	base := time.Now().Add(-time.Hour).UnixMilli()
+	pipe := st.writer.Pipeline()
+	const junk = historyScanMax + 500
+	for i := range junk {
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-%d", base, i+1), Values: []any{historyEntryField, "junk"}})
+	}
+	good := benchEnvelope(1, base+1)
+	pipe.XAdd(ctx, &redis.XAddArgs{Stream: key, ID: fmt.Sprintf("%d-0", base+1), Values: []any{historyEntryField, good.env}})
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q := protocol.HistoryQuery{Exchange: "gateio", Until: protocol.NoUntil, Limit: 10}
+	page, err := st.Range(ctx, q, 16384)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%d-%d", base, historyScanMax); len(page.pongs) != 0 || !page.more || page.cursor.String() != want {
+		t.Fatalf("first page: %d pongs, more %v, cursor %s; want none, more, cursor %s", len(page.pongs), page.more, page.cursor, want)
+	}
+	q.After = page.cursor
+	page, err = st.Range(ctx, q, 16384)
+	if err != nil || len(page.pongs) != 1 || page.more || string(page.pongs[0]) != string(good.env) {
+		t.Fatalf("second page: %d pongs, more %v (%v); want the one pong", len(page.pongs), page.more, err)
+	}
+}
+
+// TestHistoryLateWriteLeftOut: an instance whose writer fell behind (its
+// pong queued longer than historyWriteMaxAge) does not write it: by then
+// the first writer's hash may have left the recent set (here deleted, as
+// the window would), and the pong would be recorded twice.
+func TestHistoryLateWriteLeftOut(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	admin := adminClient(t, url)
+	first, behind := testHistoryStore(t, url, prefix, 1000), testHistoryStore(t, url, prefix, 1000)
+	it := benchEnvelope(7, time.Now().UnixMilli())
+	it.queued = time.Now()
+	if err := first.write(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	key := first.StreamKey("gateio")
+	if err := admin.Del(context.Background(), key+":recent").Err(); err != nil {
+		t.Fatal(err)
+	}
+	it.queued = time.Now().Add(-2 * historyWriteMaxAge)
+	if err := behind.write(context.Background(), it); err != nil {
+		t.Fatal(err)
+	}
+	if n := admin.XLen(context.Background(), key).Val(); n != 1 {
+		t.Errorf("the stream holds %d entries of one pong, want 1", n)
+	}
+	if late := testCounter(behind.counts.late); late != 1 {
+		t.Errorf("late %v, want 1", late)
+	}
+}
+
+// TestRebuildSharesItsTime: with more history than the rebuild has time
+// to read, every exchange gets a share of the time and its newest pongs,
+// instead of the first exchanges all of theirs and the others nothing.
+func TestRebuildSharesItsTime(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	s := newTestServer(t, Options{RedisURL: url, KeyPrefix: prefix, HistoryLen: historyRebuildMax})
+	dropKeys(t, url, prefix)
+	ctx := context.Background()
+	const exchanges, entries = 4, 30_000 // about 0.6 s of reading at 190,000 entries/s
+	base := time.Now().Add(-20 * time.Hour).UnixMilli()
+	var known []StoredSnapshot
+	for x := range exchanges {
+		ex := fmt.Sprintf("ex%d", x)
+		known = append(known, StoredSnapshot{Exchange: ex})
+		pipe := s.historyWriter.Pipeline()
+		for i := range entries {
+			ms := base + int64(i)*2000
+			data := fmt.Sprintf(`{"exchange":%q,"latency":%d}`, ex, i%1000)
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.history.StreamKey(ex), ID: fmt.Sprintf("%d-0", ms),
+				Values: []any{historyEntryField, protocol.AppendEnvelope(nil, ex, []byte(data), ms)}})
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.rebuildWithin(ctx, known, 300*time.Millisecond); n != exchanges {
+		t.Errorf("%d of %d exchanges rebuilt", n, exchanges)
+	}
+	for _, k := range known {
+		if st, ok := s.hub.health.Status(k.Exchange); !ok || st.Status == "" {
+			t.Errorf("%s has no status after the rebuild", k.Exchange)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pongcast/pongcast/auth"
@@ -57,15 +58,90 @@ func historyErrorCode(err error) string {
 	return protocol.CodeInternal
 }
 
-// handleHistory answers a history message. It reads Redis on the
-// session's reader, so the client's next message waits for it (at most
-// historyQueryTimeout): one request in flight per client, no other
-// client delayed.
+// historyPending is the most history messages of one client in flight
+// or waiting: past it one is refused at once (rate_limited), so a client
+// costs at most this many small requests held, and one Redis read at a
+// time.
+const historyPending = 8
+
+// historyInbox is a session's history messages waiting for its history
+// goroutine, which runs while there are any, one at a time, in order.
+type historyInbox struct {
+	mu sync.Mutex
+	// queue is oldest first; the first is the one being answered.
+	queue   []historyRequest
+	running bool
+}
+
+// historyRequest is one history message with the claims it was sent
+// under.
+type historyRequest struct {
+	claims auth.Claims
+	msg    protocol.ClientMessage
+}
+
+var historyBusyHTTP = fmt.Sprintf("%d history requests are being served; retry later", historyHTTPSlots)
+
+var historyBusyMessage = fmt.Sprintf("%d history requests are waiting for Redis: wait for their replies", historyPending)
+
+// handleHistory takes a history message on the session's reader and
+// hands it to the session's history goroutine (started if none runs), so
+// that Redis, up to historyQueryTimeout a request, never holds the
+// reader: the client's pings, pongs, close and other messages are read
+// meanwhile. Replies come in the order asked, maybe after the replies
+// to later messages of other types (the id tells them apart).
 func (sess *session) handleHistory(msg protocol.ClientMessage) {
+	in := &sess.history
+	in.mu.Lock()
+	if len(in.queue) == historyPending {
+		in.mu.Unlock()
+		sess.srv.metrics.HistoryQueries.WithLabelValues("busy").Inc()
+		sess.reply(protocol.EncodeError(protocol.CodeRateLimited, historyBusyMessage, msg.ID))
+		return
+	}
+	// The reader alone writes claims, so it reads them without the lock.
+	in.queue = append(in.queue, historyRequest{claims: sess.claims, msg: msg})
+	start := !in.running
+	in.running = true
+	in.mu.Unlock()
+	if start {
+		sess.srv.wg.Add(1) // the reader holds a count: Shutdown waits for this too
+		go sess.serveHistoryInbox()
+	}
+}
+
+// serveHistoryInbox answers the session's waiting history messages, one
+// at a time, and ends when none waits; those of a closing connection are
+// dropped unread.
+func (sess *session) serveHistoryInbox() {
+	defer sess.srv.wg.Done()
+	in := &sess.history
+	for {
+		in.mu.Lock()
+		if len(in.queue) == 0 {
+			in.running = false
+			in.mu.Unlock()
+			return
+		}
+		r := in.queue[0] // stays until answered: it counts as pending
+		in.mu.Unlock()
+		if !sess.conn.Closing() {
+			sess.answerHistory(r.claims, r.msg)
+		}
+		in.mu.Lock()
+		n := copy(in.queue, in.queue[1:])
+		in.queue[n] = historyRequest{} // an idle session holds no old request
+		in.queue = in.queue[:n]
+		in.mu.Unlock()
+	}
+}
+
+// answerHistory reads and sends the reply to one history message.
+func (sess *session) answerHistory(claims auth.Claims, msg protocol.ClientMessage) {
 	s := sess.srv
 	q := *msg.History
 	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
-	page, err := s.queryHistory(sess.claims, q, max(1, budget))
+	page, err := s.queryHistory(claims, q, max(1, budget))
 	if err != nil {
 		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
 		return
@@ -86,6 +162,17 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusBadRequest, protocol.CodeBadRequest, publicText(err))
 		return
 	}
+	if s.history != nil {
+		select {
+		case s.history.httpSlots <- struct{}{}:
+			defer func() { <-s.history.httpSlots }()
+		default:
+			s.metrics.HistoryQueries.WithLabelValues("busy").Inc()
+			w.Header().Set("Retry-After", "1")
+			writeHTTPError(w, http.StatusServiceUnavailable, protocol.CodeUnavailable, historyBusyHTTP)
+			return
+		}
+	}
 	page, err := s.queryHistory(claims, q, 0)
 	switch {
 	case errors.Is(err, ErrForbidden):
@@ -101,6 +188,9 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusNotFound, "not_found", "no history for that exchange: no pong of it recorded")
 	default:
 		body := protocol.AppendHistory(nil, false, q.Exchange, page.pongs, page.more, page.cursor, nil)
+		// Not supported by every ResponseWriter (a test's recorder): then
+		// the reply is small and in memory anyway.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(historyHTTPWriteTimeout))
 		writeRawJSON(w, http.StatusOK, body)
 	}
 }
@@ -142,16 +232,34 @@ func historyQueryOf(r *http.Request) (protocol.HistoryQuery, error) {
 // historyRebuildTimeout (so a slow Redis delays readiness that much at
 // most). What it could not read in time is left out, and logged.
 func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot) {
+	s.rebuildWithin(ctx, known, historyRebuildTimeout)
+}
+
+// rebuildWithin is rebuildFromHistory within budget; it returns how many
+// exchanges it rebuilt. Each exchange gets an equal share of the time
+// left (what one leaves unused goes to those after it), and its read,
+// newest first, stops at the end of its share: when there is more
+// history than time, every exchange gets its newest pongs (its short
+// windows right), rather than the first ones all of theirs and the rest
+// nothing.
+func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budget time.Duration) int {
 	if s.history == nil || len(known) == 0 {
-		return
+		return 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, historyRebuildTimeout)
+	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	from := time.Now().Add(-historyRebuildSpan)
-	var exchanges, pongs, skipped, left int
+	var exchanges, pongs, skipped, cut, left int
 	var lastErr error
 	for i, sn := range known {
-		past, env, bad, err := s.history.Recent(ctx, sn.Exchange, from)
+		if ctx.Err() != nil {
+			left = len(known) - i
+			break
+		}
+		share, cancelShare := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(known)-i))
+		past, env, bad, err := s.history.Recent(share, sn.Exchange, from)
+		cancelShare()
 		skipped += bad
 		r := s.hub.health.Replay(sn.Exchange, past, env)
 		if r.Applied {
@@ -159,15 +267,15 @@ func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot)
 			pongs += len(past)
 		}
 		if err != nil {
+			cut++
 			lastErr = err
-			left = len(known) - i - 1
-			break
 		}
 	}
-	if lastErr != nil {
+	if lastErr != nil || left > 0 {
 		s.log.Warn("statistics rebuilt from history in part", "exchanges", exchanges, "pongs", pongs,
-			"skipped", skipped, "exchanges_left", left, "error", lastErr)
-		return
+			"skipped", skipped, "exchanges_cut_short", cut, "exchanges_left", left, "error", lastErr)
+		return exchanges
 	}
 	s.log.Info("statistics rebuilt from history", "exchanges", exchanges, "pongs", pongs, "skipped", skipped)
+	return exchanges
 }

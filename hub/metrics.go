@@ -133,9 +133,9 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "pongcast_exchanges_forgotten_total", Help: "Exchanges forgotten after 24h without a pong, their slots freed for others."}),
 		exchanges: &exchangeGauges{trackers: make(map[*health.Tracker]struct{})},
 		HistoryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full)."}, []string{"result"}),
+			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full), late (queued more than 5 s: left to the instances that kept up, as it could be recorded twice)."}, []string{"result"}),
 		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP) read from Redis, by result: ok or error."}, []string{"result"}),
+			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP), by result: ok or error (read from Redis, or not in time), busy (a message refused at once: as many of the client's were waiting)."}, []string{"result"}),
 		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_token_refreshes_total", Help: "Tokens replaced in-band by an auth message on an authenticated connection."}),
 		Revocations: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -166,10 +166,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 	for _, c := range closeCauses {
 		m.ClientCloses.WithLabelValues(c.Label)
 	}
-	for _, r := range []string{"ok", "duplicate", "failed", "dropped"} {
+	for _, r := range []string{"ok", "duplicate", "failed", "dropped", "late"} {
 		m.HistoryWrites.WithLabelValues(r)
 	}
-	for _, r := range []string{"ok", "error"} {
+	for _, r := range []string{"ok", "error", "busy"} {
 		m.HistoryQueries.WithLabelValues(r)
 	}
 	return m

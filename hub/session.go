@@ -36,6 +36,9 @@ type session struct {
 	// above is written only by the reader, under token.mu, and read
 	// elsewhere only under it.
 	token tokenState
+	// history holds the history messages read but not yet answered
+	// (historymsg.go).
+	history historyInbox
 
 	// Reader goroutine only (client pings are counted there too).
 	limiter      *rate.Limiter

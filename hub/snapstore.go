@@ -295,14 +295,7 @@ type StoredSnapshot struct {
 // newer values replacing older ones, so the client does not; deadlines
 // come from the store's contexts. The caller closes it.
 func newSnapshotClient(opts *redis.Options) *redis.Client {
-	o := *opts
-	if o.DialTimeout == 0 {
-		o.DialTimeout = 2 * time.Second
-	}
-	o.MaxRetries = -1
-	o.PoolSize = 2 // the writer, and LoadAll at start
-	o.ContextTimeoutEnabled = true
-	return redis.NewClient(&o)
+	return newStoreClient(opts, 2, 0) // the writer, and LoadAll at start
 }
 
 // newSnapshotStore returns a store of the hash prefix+"snapshots" in the
