@@ -21,7 +21,7 @@ const (
 	DefaultMessageTimeout   = 10 * time.Second
 	DefaultHistoryLen       = 10000
 	// DefaultMaxRevocations bounds the revocation entries one server
-	// holds (about 215 bytes each with 32-character jtis: 21 MB).
+	// holds (about 217 bytes each with 32-character jtis: 21.7 MB; BenchmarkRevocationListMemory).
 	DefaultMaxRevocations = 100_000
 	// DefaultShutdownTimeout bounds Shutdown when its context has no
 	// earlier deadline; the contract allows 10 s for the whole exit.
