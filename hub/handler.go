@@ -245,9 +245,12 @@ func (s *Server) authenticate(r *http.Request) (auth.Claims, error) {
 }
 
 type statusBody struct {
-	Status  string `json:"status"`
-	Redis   string `json:"redis,omitempty"`
-	Clients int    `json:"clients"`
+	Status string `json:"status"`
+	Redis  string `json:"redis,omitempty"`
+	// Revocations is "loaded" or "loading" (the list is loaded after
+	// every start and reconnect; readiness waits for it), with a RedisURL.
+	Revocations string `json:"revocations,omitempty"`
+	Clients     int    `json:"clients"`
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
@@ -255,16 +258,24 @@ func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
-	body := statusBody{Status: "ready", Redis: "subscribed", Clients: s.Clients()}
+	body := statusBody{Status: "ready", Clients: s.Clients()}
+	if s.feed != nil {
+		// Each part is said apart, so that a 503 tells Redis being
+		// unreachable from the list still loading.
+		body.Redis, body.Revocations = "subscribed", "loaded"
+		if !s.feed.ready.Load() {
+			body.Redis = "not subscribed"
+		}
+		if !s.revocations.loaded.Load() {
+			body.Revocations = "loading"
+		}
+	}
 	status := http.StatusOK
 	switch {
 	case s.closing.Load():
 		body.Status, status = "shutting_down", http.StatusServiceUnavailable
 	case !s.Ready():
-		body.Status, body.Redis, status = "not_ready", "not subscribed", http.StatusServiceUnavailable
-	}
-	if s.feed == nil {
-		body.Redis = ""
+		body.Status, status = "not_ready", http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, body)
 }
