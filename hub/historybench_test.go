@@ -124,3 +124,37 @@ func BenchmarkHistoryAppend(b *testing.B) {
 	close(st.queue)
 	<-done
 }
+
+// BenchmarkHistoryRecent is the rebuild's read at start: one exchange's
+// stream of historyRebuildMax entries (a pong every 2 s) read newest
+// first by Recent, in pages of historyRebuildPage, as the rebuild does.
+// It reports the entries read a second, the figure the README gives for
+// how much history the rebuild's 5 s cover.
+func BenchmarkHistoryRecent(b *testing.B) {
+	st := testHistoryStore(b, hubtest.RedisURL(b), hubtest.KeyPrefix(b), historyRebuildMax)
+	ctx := context.Background()
+	const entries = historyRebuildMax
+	base := time.Now().Add(-20 * time.Hour).UnixMilli()
+	pipe := st.writer.Pipeline()
+	for i := range entries {
+		it := benchEnvelope(i, base+int64(i)*2)
+		pipe.XAdd(ctx, &redis.XAddArgs{Stream: st.StreamKey("gateio"), ID: strconv.FormatInt(it.ms, 10) + "-0",
+			Values: []any{historyEntryField, it.env}})
+		if i%1000 == 999 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	from := time.UnixMilli(base - 1)
+	read := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		past, _, skipped, err := st.Recent(ctx, "gateio", from)
+		if err != nil || len(past) != entries || skipped != 0 {
+			b.Fatalf("%d entries, %d skipped, %v; want %d", len(past), skipped, err, entries)
+		}
+		read += len(past)
+	}
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "entries/s")
+}
