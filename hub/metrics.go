@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
@@ -46,7 +47,8 @@ type Metrics struct {
 	ExchangesForgotten prometheus.Counter
 	exchanges          *exchangeGauges
 	// HistoryWrites counts the pongs given to the history writer, by
-	// outcome; HistoryQueries the history requests that reached Redis.
+	// outcome; HistoryQueries the history requests that reached Redis
+	// (ok, error) and those refused at once for want of room (busy).
 	HistoryWrites  *prometheus.CounterVec
 	HistoryQueries *prometheus.CounterVec
 	// The token lifecycle: refreshes accepted, revocation entries held,
@@ -135,7 +137,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		HistoryWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pongcast_history_writes_total", Help: "Pongs given to the history writer, by result: ok (this instance wrote it), duplicate (another instance had), failed (Redis refused or was down; not retried), dropped (the write queue was full), late (queued more than 5 s: left to the instances that kept up, as it could be recorded twice)."}, []string{"result"}),
 		HistoryQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pongcast_history_queries_total", Help: "History requests (message or HTTP), by result: ok or error (read from Redis, or not in time), busy (a message refused at once: as many of the client's were waiting)."}, []string{"result"}),
+			Name: "pongcast_history_queries_total", Help: fmt.Sprintf("History requests (message or HTTP), by result: ok or error (read from Redis, or not in time), busy (refused at once: a message, rate_limited, with %d of the client's pending; an HTTP request, 503, with %d being served).", historyPending, historyHTTPSlots)}, []string{"result"}),
 		TokenRefreshes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pongcast_token_refreshes_total", Help: "Tokens replaced in-band by an auth message on an authenticated connection."}),
 		Revocations: prometheus.NewGauge(prometheus.GaugeOpts{
