@@ -123,7 +123,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 			if reason == admitUnauthIP {
 				status = http.StatusTooManyRequests
 			}
-			writeHTTPError(w, status, "too_many_unauthenticated", "too many connections waiting for their auth message; retry later, or send the token in the handshake")
+			writeHTTPError(w, status, protocol.CodeTooManyUnauthenticated, "too many connections waiting for their auth message; retry later, or send the token in the handshake")
 			return
 		}
 		waitKey = key

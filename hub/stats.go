@@ -118,7 +118,7 @@ func (s *Server) serveExchanges(w http.ResponseWriter, r *http.Request) {
 	res, err := s.stats(claims, names, r.URL.Query().Get("window"), time.Now(), 0)
 	switch {
 	case err == nil && len(names) == 1 && len(res.exchanges) == 0:
-		writeHTTPError(w, http.StatusNotFound, "not_found", publicText(errNoStats))
+		writeHTTPError(w, http.StatusNotFound, protocol.CodeNotFound, publicText(errNoStats))
 	case err == nil:
 		writeJSON(w, http.StatusOK, statsBody{Window: res.window, Exchanges: res.exchanges})
 	case errors.Is(err, ErrForbidden):

@@ -33,6 +33,17 @@ const (
 	CodeTokenRevoked = "token_revoked"
 )
 
+// Error codes only HTTP refusals carry (the "error" field of the JSON
+// body), next to the ones above that HTTP endpoints use too.
+const (
+	// CodeNotFound: the exchange asked for has no statistics or history.
+	CodeNotFound = "not_found"
+	// CodeTooManyUnauthenticated: a token-less handshake refused, as
+	// too many connections (from its address: 429; in all: 503) are
+	// waiting for their auth message.
+	CodeTooManyUnauthenticated = "too_many_unauthenticated"
+)
+
 // ReasonToken is the reason of an unsubscribed message the server sends
 // by itself, after a refresh whose token no longer allows some of the set.
 const ReasonToken = "token"
