@@ -30,7 +30,7 @@ type Server struct {
 	feed    *Feed // nil without a RedisURL
 	// snaps shares the newest pong of each exchange with every instance
 	// through Redis; nil without a RedisURL, like snapClient, its own
-	// connection.
+	// client, which the revocation loads borrow (newSnapshotClient).
 	snaps      *snapshotStore
 	snapClient *redis.Client
 	running    atomic.Bool // Run has begun: it closes snapClient, not Shutdown

@@ -294,9 +294,19 @@ type StoredSnapshot struct {
 // options the feed's URL parses to. The store retries on its own, with
 // newer values replacing older ones, so the client does not; deadlines
 // come from the store's contexts. The caller closes it.
+//
+// The server's revocation loads (runRevocations: at start and after every
+// reconnect) borrow it too. Its pool is one connection for each of its
+// three users, the snapshot writer, LoadAll at start and a revocation
+// load, so that none waits behind another: readiness waits for the
+// revocation load, and it must not queue behind a writer's script on a
+// slow Redis.
 func newSnapshotClient(opts *redis.Options) *redis.Client {
-	return newStoreClient(opts, 2, 0) // the writer, and LoadAll at start
+	return newStoreClient(opts, snapshotClientPool, 0)
 }
+
+// snapshotClientPool: the writer, LoadAll, a revocation load.
+const snapshotClientPool = 3
 
 // newSnapshotStore returns a store of the hash prefix+"snapshots" in the
 // Redis client talks to. It does no I/O until Run or LoadAll.
