@@ -125,7 +125,10 @@ type Options struct {
 	// and MaxPendingPerIP one address's share of them (trusted proxies
 	// excepted). Past the cap per address a new connection is refused;
 	// past the total, the one waiting longest is closed to make room.
-	// They apply to listeners from Server.Listen. If zero, MaxPending is an
+	// These caps apply to listeners from Server.Listen. The same numbers
+	// also cap, counted apart, the WebSocket connections made without a
+	// token that have not sent their auth message yet, on any listener
+	// (the handler counts them, see unauthGate). If zero, MaxPending is an
 	// eighth of the file limit (16 to 1024) and MaxPendingPerIP a
 	// quarter of MaxPending; negative means no cap.
 	MaxPending      int
