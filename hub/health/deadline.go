@@ -149,7 +149,6 @@ func (t *Tracker) Forget(now time.Time, dst []string) []string {
 	for e := t.forget.popDue(nowMs); e != nil; e = t.forget.popDue(nowMs) {
 		delete(t.byName, e.name)
 		*t.counts.of(e.cur.Status)--
-		t.counts.Forgotten++
 		dst = append(dst, e.name)
 	}
 	if len(dst) > start {
@@ -162,14 +161,6 @@ func (t *Tracker) Forget(now time.Time, dst []string) []string {
 // Horizon is how long after its last pong a stale exchange is forgotten:
 // ForgetAfter, or StaleAfter if that is longer.
 func (t *Tracker) Horizon() time.Duration { return time.Duration(t.forgetMs) * time.Millisecond }
-
-// NextForget returns the earliest time Forget has an exchange to drop;
-// false when no exchange is stale.
-func (t *Tracker) NextForget() (time.Time, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.forget.next()
-}
 
 // staleLocked makes e, just taken out of the stale heap, stale at its
 // deadline, puts it in the forget heap, and returns the transition.

@@ -18,9 +18,6 @@ func TestForget(t *testing.T) {
 	if c := tr.Counts(); c.Stale != 2 {
 		t.Fatalf("counts %+v, want both stale", c)
 	}
-	if next, ok := tr.NextForget(); !ok || !next.Equal(at(horizon)) {
-		t.Fatalf("NextForget = %v, %v, want gateio's at 24h", next, ok)
-	}
 	if got := tr.Forget(at(horizon-time.Millisecond), nil); got != nil {
 		t.Fatalf("Forget before the horizon: %q", got)
 	}
@@ -47,7 +44,7 @@ func TestForget(t *testing.T) {
 	if names := tr.Exchanges(nil); !slices.Equal(names, []string{"binance"}) {
 		t.Errorf("Exchanges = %q", names)
 	}
-	if c := tr.Counts(); c.Stale != 1 || c.Tracked() != 1 || c.Forgotten != 1 || c.Untracked != 1 {
+	if c := tr.Counts(); c.Stale != 1 || c.Tracked() != 1 || c.Untracked != 1 {
 		t.Errorf("counts after Forget %+v", c)
 	}
 
@@ -66,8 +63,8 @@ func TestForget(t *testing.T) {
 	if got := tr.Forget(at(horizon+time.Hour), nil); got != nil {
 		t.Errorf("Forget of a revived exchange: %q", got)
 	}
-	if _, ok := tr.NextForget(); ok {
-		t.Error("NextForget with no exchange stale")
+	if got := tr.Forget(at(100*horizon), nil); got != nil {
+		t.Errorf("Forget with no exchange stale: %q", got)
 	}
 	// It goes stale again; a later pong seen elsewhere (Merge) moves its
 	// horizon on without reviving it.
@@ -82,7 +79,7 @@ func TestForget(t *testing.T) {
 	if got := tr.Forget(at(2*horizon+40*time.Minute), nil); !slices.Equal(got, []string{"binance"}) {
 		t.Errorf("Forget(48h40m) = %q, want binance", got)
 	}
-	if c := tr.Counts(); c != (Counts{Untracked: 2, Forgotten: 3}) {
+	if c := tr.Counts(); c != (Counts{Untracked: 2}) {
 		t.Errorf("counts at the end %+v, want nothing tracked", c)
 	}
 }

@@ -51,7 +51,6 @@ func TestConcurrent(t *testing.T) {
 				names = tr.Exchanges(names[:0])
 				tr.Counts()
 				tr.NextDeadline()
-				tr.NextForget()
 				tr.Held(names[:0])
 			}
 		}()

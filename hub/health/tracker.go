@@ -347,8 +347,6 @@ type Counts struct {
 	// Untracked counts the pongs and merges refused since the start
 	// because MaxExchanges exchanges were tracked already.
 	Untracked uint64
-	// Forgotten counts the exchanges Forget has dropped since the start.
-	Forgotten uint64
 }
 
 // Of returns the number of exchanges in status s ("" for Unknown).
