@@ -94,6 +94,12 @@ func (s *session) readLoop() {
 		if s.conn.Closing() {
 			continue // drain until the close handshake ends the read
 		}
+		if !s.authenticated() && (typ != websocket.MessageText || !utf8.Valid(data)) {
+			// Before auth, anything but an auth message is refused
+			// the one way the contract names, whatever the frame.
+			s.refuseFirstMessage()
+			continue
+		}
 		if typ != websocket.MessageText {
 			s.conn.Close(causeBinary)
 			continue

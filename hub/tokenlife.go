@@ -231,9 +231,7 @@ func authErrorCode(err error) string {
 func (s *session) firstMessage(data []byte) {
 	msg, err := protocol.DecodeClientMessage(data, s.srv.maxListNames())
 	if err != nil || msg.Type != protocol.TypeAuth {
-		s.srv.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)).Inc()
-		s.reply(authFirstMessage)
-		s.conn.Close(causeUnauthorized)
+		s.refuseFirstMessage()
 		return
 	}
 	now := time.Now()
@@ -268,6 +266,14 @@ func (s *session) firstMessage(data []byte) {
 		s.token.initial = nil
 		s.subscribe(initial, nil)
 	}
+}
+
+// refuseFirstMessage ends a connection that has not authenticated and
+// sent something other than an auth message: error unauthorized, 1008.
+func (s *session) refuseFirstMessage() {
+	s.srv.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)).Inc()
+	s.reply(authFirstMessage)
+	s.conn.Close(causeUnauthorized)
 }
 
 // refresh handles an auth message on an authenticated connection: a good
