@@ -256,6 +256,11 @@ func (s *session) firstMessage(data []byte) {
 	s.claims, s.token.authed = claims, true
 	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
+	if s.conn.Closing() {
+		// Given up for room (giveWay) before authed was set: it has
+		// been told unauthorized; its slot goes back at tearDown.
+		return
+	}
 	s.conn.SetReadLimit(s.srv.opts.MaxMessageBytes)
 	if s.srv.revokedSince(claims, s) {
 		return
