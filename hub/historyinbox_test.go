@@ -99,3 +99,31 @@ func TestHistoryHTTPSlotsBounded(t *testing.T) {
 		t.Errorf("%d slots taken after the reply, want %d", len(s.history.httpSlots), historyHTTPSlots-1)
 	}
 }
+
+// A history message that waited while the connection refreshed to a
+// narrower token is answered under the token held when it is answered:
+// forbidden for an exchange the new token no longer allows.
+func TestQueuedHistoryUsesTheRefreshedToken(t *testing.T) {
+	s := newRedisTestServer(t, Options{})
+	c := s.dial(t, "", "gateio", "kraken")
+	var sess *session
+	waitFor(t, "the session registered", func() bool {
+		all := s.hub.sessions(nil)
+		if len(all) == 1 {
+			sess = all[0]
+		}
+		return sess != nil
+	})
+	// As if a history goroutine were busy: the next message waits.
+	sess.history.mu.Lock()
+	sess.history.running = true
+	sess.history.mu.Unlock()
+	c.Send(map[string]any{"type": "history", "exchange": "kraken", "id": "h"})
+	c.Send(authMsg(hubtest.Token(t, "tester", 2*time.Hour, "gateio")))
+	c.ReadType("authenticated") // read after the history message: it waits
+	s.wg.Add(1)
+	sess.serveHistoryInbox()
+	if m := c.Read(); m.Type != "error" || m.Code != "forbidden" || string(m.ID) != `"h"` {
+		t.Fatalf("got %s, want forbidden for kraken under the refreshed token", m.Raw)
+	}
+}

@@ -69,15 +69,8 @@ const historyPending = 8
 type historyInbox struct {
 	mu sync.Mutex
 	// queue is oldest first; the first is the one being answered.
-	queue   []historyRequest
+	queue   []protocol.ClientMessage
 	running bool
-}
-
-// historyRequest is one history message with the claims it was sent
-// under.
-type historyRequest struct {
-	claims auth.Claims
-	msg    protocol.ClientMessage
 }
 
 var historyBusyHTTP = fmt.Sprintf("%d history requests are being served; retry later", historyHTTPSlots)
@@ -99,8 +92,7 @@ func (sess *session) handleHistory(msg protocol.ClientMessage) {
 		sess.reply(protocol.EncodeError(protocol.CodeRateLimited, historyBusyMessage, msg.ID))
 		return
 	}
-	// The reader alone writes claims, so it reads them without the lock.
-	in.queue = append(in.queue, historyRequest{claims: sess.claims, msg: msg})
+	in.queue = append(in.queue, msg)
 	start := !in.running
 	in.running = true
 	in.mu.Unlock()
@@ -126,22 +118,24 @@ func (sess *session) serveHistoryInbox() {
 		r := in.queue[0] // stays until answered: it counts as pending
 		in.mu.Unlock()
 		if !sess.conn.Closing() {
-			sess.answerHistory(r.claims, r.msg)
+			sess.answerHistory(r)
 		}
 		in.mu.Lock()
 		n := copy(in.queue, in.queue[1:])
-		in.queue[n] = historyRequest{} // an idle session holds no old request
+		in.queue[n] = protocol.ClientMessage{} // an idle session holds no old request
 		in.queue = in.queue[:n]
 		in.mu.Unlock()
 	}
 }
 
-// answerHistory reads and sends the reply to one history message.
-func (sess *session) answerHistory(claims auth.Claims, msg protocol.ClientMessage) {
+// answerHistory reads and sends the reply to one history message, under
+// the token the connection holds now: one refreshed (narrower, say)
+// while the message waited applies to it.
+func (sess *session) answerHistory(msg protocol.ClientMessage) {
 	s := sess.srv
 	q := *msg.History
 	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
-	page, err := s.queryHistory(claims, q, max(1, budget))
+	page, err := s.queryHistory(sess.currentClaims(), q, max(1, budget))
 	if err != nil {
 		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
 		return

@@ -57,6 +57,14 @@ func (s *session) subject() string {
 	return s.claims.Subject
 }
 
+// currentClaims is the token held now, for a goroutine other than the
+// reader.
+func (s *session) currentClaims() auth.Claims {
+	s.token.mu.Lock()
+	defer s.token.mu.Unlock()
+	return s.claims
+}
+
 // authenticated reports whether the session holds a verified token. The
 // reader's view; others call it under token.mu.
 func (s *session) authenticated() bool { return s.token.authed }
