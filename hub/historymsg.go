@@ -20,8 +20,9 @@ const historyRebuildSpan = 24 * time.Hour
 
 // queryHistory answers one history request of a holder of claims within
 // budget bytes of pongs (0: historyHTTPBytes), bounded by
-// historyQueryTimeout.
-func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
+// historyQueryTimeout and by ctx: a requester gone away (its HTTP
+// request, its connection) holds no Redis connection or slot for it.
+func (s *Server) queryHistory(ctx context.Context, claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
 	switch {
 	case !claims.Allows(q.Exchange):
 		return historyPage{}, fmt.Errorf("%w: %s", ErrForbidden, q.Exchange)
@@ -34,9 +35,12 @@ func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budge
 	if budget <= 0 {
 		budget = historyHTTPBytes
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), historyQueryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
 	defer cancel()
-	page, err := s.history.Range(ctx, q, budget)
+	page, err := s.history.Range(qctx, q, budget)
+	if err != nil && ctx.Err() != nil {
+		return historyPage{}, ctx.Err() // nobody to answer: no fault of Redis
+	}
 	if err != nil {
 		s.metrics.HistoryQueries.WithLabelValues("error").Inc()
 		s.history.readLog.log(s.log, slog.LevelWarn, "history read failed", "exchange", q.Exchange, "error", err)
@@ -71,6 +75,19 @@ type historyInbox struct {
 	// queue is oldest first; the first is the one being answered.
 	queue   []protocol.ClientMessage
 	running bool
+	// ctx ends when the session does (tearDown calls cancel), so that a
+	// read under way stops with it. Nil until the first history message.
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// end cancels the reads of a session that has ended.
+func (in *historyInbox) end() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cancel != nil {
+		in.cancel()
+	}
 }
 
 var historyBusyHTTP = fmt.Sprintf("%d history requests are being served; retry later", historyHTTPSlots)
@@ -93,6 +110,9 @@ func (sess *session) handleHistory(msg protocol.ClientMessage) {
 		return
 	}
 	in.queue = append(in.queue, msg)
+	if in.ctx == nil {
+		in.ctx, in.cancel = context.WithCancel(context.Background())
+	}
 	start := !in.running
 	in.running = true
 	in.mu.Unlock()
@@ -115,10 +135,10 @@ func (sess *session) serveHistoryInbox() {
 			in.mu.Unlock()
 			return
 		}
-		r := in.queue[0] // stays until answered: it counts as pending
+		r, ctx := in.queue[0], in.ctx // r stays until answered: it counts as pending
 		in.mu.Unlock()
 		if !sess.conn.Closing() {
-			sess.answerHistory(r)
+			sess.answerHistory(ctx, r)
 		}
 		in.mu.Lock()
 		n := copy(in.queue, in.queue[1:])
@@ -131,11 +151,11 @@ func (sess *session) serveHistoryInbox() {
 // answerHistory reads and sends the reply to one history message, under
 // the token the connection holds now: one refreshed (narrower, say)
 // while the message waited applies to it.
-func (sess *session) answerHistory(msg protocol.ClientMessage) {
+func (sess *session) answerHistory(ctx context.Context, msg protocol.ClientMessage) {
 	s := sess.srv
 	q := *msg.History
 	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
-	page, err := s.queryHistory(sess.currentClaims(), q, max(1, budget))
+	page, err := s.queryHistory(ctx, sess.currentClaims(), q, max(1, budget))
 	if err != nil {
 		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
 		return
@@ -167,7 +187,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	page, err := s.queryHistory(claims, q, 0)
+	page, err := s.queryHistory(r.Context(), claims, q, 0)
 	switch {
 	case errors.Is(err, ErrForbidden):
 		writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, publicText(err))

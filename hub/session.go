@@ -168,6 +168,7 @@ var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too man
 // finishes (a close frame still on its way goes out), timers stop, and
 // the hub forgets the client.
 func (s *session) tearDown() {
+	s.history.end()
 	s.stopTimer()
 	s.expiring.Wait() // it ran, or is running
 	s.conn.Finish()
