@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -707,5 +708,34 @@ func TestRebuildSharesItsTime(t *testing.T) {
 		if st, ok := s.hub.health.Status(k.Exchange); !ok || st.Status == "" {
 			t.Errorf("%s has no status after the rebuild", k.Exchange)
 		}
+	}
+}
+
+// A client that subscribed before the rebuild from history (the server
+// accepts clients before Run finishes it) was told unseen; the rebuild
+// then sends it the snapshot and status the history leaves.
+func TestRebuildTellsCurrentSubscribers(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	s := newRedisTestServer(t, Options{RedisURL: url, KeyPrefix: prefix})
+	c := s.dial(t, "exchanges=gateio", "gateio")
+	if m := c.ReadType("subscribed"); !slices.Equal(m.Unseen, []string{"gateio"}) {
+		t.Fatalf("got %s, want gateio unseen", m.Raw)
+	}
+	// Another instance recorded gateio's pongs.
+	other := testHistoryStore(t, url, prefix, 1000)
+	now := time.Now().UnixMilli()
+	for i := range 3 {
+		if err := other.write(context.Background(), benchEnvelope(i, now-int64(3-i)*1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.rebuildWithin(context.Background(), []StoredSnapshot{{Exchange: "gateio"}}, time.Minute); n != 1 {
+		t.Fatalf("rebuilt %d exchanges, want 1", n)
+	}
+	if m := c.Read(); m.Type != "exchange:pong" || !m.Snapshot || m.Exchange != "gateio" {
+		t.Fatalf("got %s, want gateio's replayed snapshot", m.Raw)
+	}
+	if m := c.Read(); m.Type != "exchange:status" || m.Status != "up" {
+		t.Fatalf("got %s, want status up", m.Raw)
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/health"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -249,6 +251,33 @@ func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot)
 	s.rebuildWithin(ctx, known, historyRebuildTimeout)
 }
 
+// replay rebuilds exchange's health from its history (health.Replay)
+// and sends the snapshot and status it leaves to the exchange's
+// subscribers: the server accepts clients before the rebuild ends, and
+// those that subscribed meanwhile were told unseen, or given the shared
+// snapshot alone. Under the hub's write lock, as expire sends its
+// transitions, so that no subscribe or pong cuts in between. It reports
+// whether the history was taken.
+func (h *Hub) replay(exchange string, past []health.PastPong, env []byte) bool {
+	snap := sessionsPool.Get().(*[]*session)
+	defer sessionsPool.Put(snap)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.health.Replay(exchange, past, env) {
+		return false
+	}
+	targets := h.targetsLocked(exchange, (*snap)[:0])
+	if len(targets) > 0 {
+		var frames [2]*wsconn.Frame
+		for _, f := range h.frames.appendLast(frames[:0], h.health, exchange) {
+			deliverAll(targets, f)
+		}
+	}
+	clear(targets)
+	*snap = targets[:0]
+	return true
+}
+
 // rebuildWithin is rebuildFromHistory within budget; it returns how many
 // exchanges it rebuilt. Each exchange gets an equal share of the time
 // left (what one leaves unused goes to those after it), and its read,
@@ -275,8 +304,7 @@ func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budg
 		past, env, bad, err := s.history.Recent(share, sn.Exchange, from)
 		cancelShare()
 		skipped += bad
-		r := s.hub.health.Replay(sn.Exchange, past, env)
-		if r.Applied {
+		if s.hub.replay(sn.Exchange, past, env) {
 			exchanges++
 			pongs += len(past)
 		}
