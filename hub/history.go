@@ -173,8 +173,10 @@ type historyItem struct {
 	env      []byte
 	data     int // length of the data, at protocol.EnvelopeDataOffset
 	ms       int64
-	// queued is when Append took it (monotonic): the writer's lag, whatever
-	// the clocks of the instances and of Redis say. Zero: not timed.
+	// queued is when the pong was received (monotonic), which route does
+	// as it queues it, so Append reads no clock: the writer's lag,
+	// whatever the clocks of the instances and of Redis say. Zero: not
+	// timed.
 	queued time.Time
 }
 
@@ -194,6 +196,10 @@ type historyStore struct {
 	counts    historyCounters
 	errLog    *logLimiter
 	readLog   *logLimiter
+
+	// maxAge is historyWriteMaxAge; tests that route pongs as if
+	// received long ago raise it, set before Run takes one.
+	maxAge time.Duration
 
 	// Run's own.
 	args    []any
@@ -237,6 +243,7 @@ func newStoreClient(opts *redis.Options, pool int, poolWait time.Duration) *redi
 func newHistoryStore(writer, reader redis.UniversalClient, prefix string, maxLen, maxEnv int, log *slog.Logger, m *Metrics) *historyStore {
 	return &historyStore{
 		writer: writer, reader: reader, prefix: prefix, maxLen: maxLen, maxEnv: maxEnv, log: log,
+		maxAge:    historyWriteMaxAge,
 		queue:     make(chan historyItem, historyQueueLen),
 		httpSlots: make(chan struct{}, historyHTTPSlots),
 		counts: historyCounters{
@@ -262,7 +269,7 @@ func (h *historyStore) StreamKey(exchange string) string {
 // as dropped. env must not be written to afterwards.
 func (h *historyStore) Append(exchange string, env []byte, dataLen int, received time.Time) {
 	select {
-	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli(), queued: time.Now()}:
+	case h.queue <- historyItem{exchange: exchange, env: env, data: dataLen, ms: received.UnixMilli(), queued: received}:
 	default:
 		h.counts.dropped.Inc()
 	}
@@ -276,10 +283,7 @@ func (h *historyStore) Append(exchange string, env []byte, dataLen int, received
 // takes meanwhile as failed unwritten, so a Redis that is down costs
 // neither memory nor a timeout per pong.
 func (h *historyStore) Run(ctx context.Context) {
-	var (
-		backoff    time.Duration
-		pauseUntil time.Time
-	)
+	var pause historyPause
 	for {
 		var it historyItem
 		select {
@@ -288,22 +292,44 @@ func (h *historyStore) Run(ctx context.Context) {
 			return
 		case it = <-h.queue:
 		}
-		if backoff > 0 && time.Now().Before(pauseUntil) {
+		if pause.paused(time.Now()) {
 			h.counts.failed.Inc()
 			continue
 		}
 		err := h.write(ctx, it)
-		switch {
-		case err == nil:
-			backoff = 0
-		case ctx.Err() != nil:
+		if failed(err) && ctx.Err() != nil {
 			h.flush(ctx, &it) // stopping: the last attempt, bounded, this pong first
 			return
-		default:
-			backoff = min(max(2*backoff, feedBackoffMin), feedBackoffMax)
-			// Full jitter keeps instances from retrying in lockstep.
-			pauseUntil = time.Now().Add(backoff/2 + rand.N(backoff/2+1))
 		}
+		pause.record(err, time.Now())
+	}
+}
+
+// errLate: write left a pong out for its age. No script ran, so it says
+// nothing of Redis: neither a failure nor a success.
+var errLate = errors.New("hub: history pong late, not written")
+
+// failed reports whether a write's error is a failure of Redis.
+func failed(err error) bool { return err != nil && !errors.Is(err, errLate) }
+
+// historyPause is the writer's backoff after failed writes.
+type historyPause struct {
+	backoff time.Duration // zero: the last script ran
+	until   time.Time
+}
+
+func (p *historyPause) paused(now time.Time) bool { return p.backoff > 0 && now.Before(p.until) }
+
+// record updates the pause for the outcome of one write: only a script
+// that ran resets it, only a failed one lengthens it.
+func (p *historyPause) record(err error, now time.Time) {
+	switch {
+	case err == nil:
+		p.backoff = 0
+	case failed(err):
+		p.backoff = min(max(2*p.backoff, feedBackoffMin), feedBackoffMax)
+		// Full jitter keeps instances from retrying in lockstep.
+		p.until = now.Add(p.backoff/2 + rand.N(p.backoff/2+1))
 	}
 }
 
@@ -325,18 +351,18 @@ func (h *historyStore) flush(ctx context.Context, first *historyItem) {
 			}
 		}
 		// write counts its own failures, except one the deadline cut.
-		if ctx.Err() != nil || (h.write(ctx, it) != nil && ctx.Err() != nil) {
+		if ctx.Err() != nil || (failed(h.write(ctx, it)) && ctx.Err() != nil) {
 			h.counts.failed.Inc()
 		}
 	}
 }
 
 // write runs the write script for one pong and counts the outcome; a
-// pong queued longer than historyWriteMaxAge is counted late, unwritten.
+// pong queued longer than maxAge is counted late, unwritten (errLate).
 func (h *historyStore) write(ctx context.Context, it historyItem) error {
-	if !it.queued.IsZero() && time.Since(it.queued) > historyWriteMaxAge {
+	if !it.queued.IsZero() && time.Since(it.queued) > h.maxAge {
 		h.counts.late.Inc()
-		return nil
+		return errLate
 	}
 	off := protocol.EnvelopeDataOffset(it.exchange)
 	sum := sha256.Sum256(it.env[off : off+it.data])

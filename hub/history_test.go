@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,6 +164,11 @@ func pageAll(t *testing.T, c *hubtest.Client, req map[string]any, maxBytes int) 
 	}
 }
 
+// routesThePast lets s's history writer write pongs routed as if
+// received long ago (routeAt), which it would leave out as late. Called
+// before any pong is routed: Run reads it for the first one it takes.
+func routesThePast(s *testServer) { s.history.maxAge = 1 << 62 }
+
 // routeAt routes payloads as if received at tm, several in one ms.
 func (s *testServer) routeAt(t *testing.T, tm time.Time, payloads ...string) [][]byte {
 	t.Helper()
@@ -199,6 +206,7 @@ func pongsEqual(got [][]byte, want [][]byte) bool {
 func TestHistoryPaging(t *testing.T) {
 	const maxBytes = 1024
 	s := newRedisTestServer(t, Options{MaxMessageBytes: maxBytes, MaxSubscriptions: 5, ClientRate: 1000, ClientBurst: 1000})
+	routesThePast(s)
 	admin := adminClient(t, s.opts.RedisURL)
 	base := time.Now().Truncate(time.Millisecond).Add(-time.Minute)
 	pad := strings.Repeat("x", 200) // three envelopes fill a reply
@@ -374,6 +382,7 @@ func TestStatsRebuiltFromHistory(t *testing.T) {
 	// covers replayed stale stretches).
 	opts := Options{RedisURL: url, KeyPrefix: prefix, StaleAfter: 48 * time.Hour, LatencyAlertMs: 100}
 	a := newRedisTestServer(t, opts)
+	routesThePast(a)
 	now := time.Now()
 	start := now.Add(-3 * time.Hour)
 	n := 0
@@ -635,14 +644,35 @@ func TestHistoryLateWriteLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	it.queued = time.Now().Add(-2 * historyWriteMaxAge)
-	if err := behind.write(context.Background(), it); err != nil {
-		t.Fatal(err)
+	if err := behind.write(context.Background(), it); !errors.Is(err, errLate) {
+		t.Fatalf("late write: %v, want errLate", err)
 	}
 	if n := admin.XLen(context.Background(), key).Val(); n != 1 {
 		t.Errorf("the stream holds %d entries of one pong, want 1", n)
 	}
 	if late := testCounter(behind.counts.late); late != 1 {
 		t.Errorf("late %v, want 1", late)
+	}
+}
+
+// A late pong (no script ran) neither resets the writer's backoff nor
+// lengthens it: it says nothing of Redis. Only a write that ran resets it.
+func TestHistoryPauseIgnoresLateWrites(t *testing.T) {
+	var p historyPause
+	now := time.Now()
+	p.record(errors.New("down"), now)
+	p.record(errors.New("down"), now)
+	failing := p.backoff
+	if failing != 2*feedBackoffMin || !p.paused(now) {
+		t.Fatalf("backoff %v after two failures, paused %v; want %v, paused", failing, p.paused(now), 2*feedBackoffMin)
+	}
+	p.record(errLate, now)
+	if p.backoff != failing {
+		t.Fatalf("backoff %v after a late pong, want %v kept", p.backoff, failing)
+	}
+	p.record(nil, now)
+	if p.backoff != 0 || p.paused(now) {
+		t.Fatalf("backoff %v after a write that ran, want 0", p.backoff)
 	}
 }
 
@@ -678,5 +708,34 @@ func TestRebuildSharesItsTime(t *testing.T) {
 		if st, ok := s.hub.health.Status(k.Exchange); !ok || st.Status == "" {
 			t.Errorf("%s has no status after the rebuild", k.Exchange)
 		}
+	}
+}
+
+// A client that subscribed before the rebuild from history (the server
+// accepts clients before Run finishes it) was told unseen; the rebuild
+// then sends it the snapshot and status the history leaves.
+func TestRebuildTellsCurrentSubscribers(t *testing.T) {
+	url, prefix := hubtest.RedisURL(t), hubtest.KeyPrefix(t)
+	s := newRedisTestServer(t, Options{RedisURL: url, KeyPrefix: prefix})
+	c := s.dial(t, "exchanges=gateio", "gateio")
+	if m := c.ReadType("subscribed"); !slices.Equal(m.Unseen, []string{"gateio"}) {
+		t.Fatalf("got %s, want gateio unseen", m.Raw)
+	}
+	// Another instance recorded gateio's pongs.
+	other := testHistoryStore(t, url, prefix, 1000)
+	now := time.Now().UnixMilli()
+	for i := range 3 {
+		if err := other.write(context.Background(), benchEnvelope(i, now-int64(3-i)*1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.rebuildWithin(context.Background(), []StoredSnapshot{{Exchange: "gateio"}}, time.Minute); n != 1 {
+		t.Fatalf("rebuilt %d exchanges, want 1", n)
+	}
+	if m := c.Read(); m.Type != "exchange:pong" || !m.Snapshot || m.Exchange != "gateio" {
+		t.Fatalf("got %s, want gateio's replayed snapshot", m.Raw)
+	}
+	if m := c.Read(); m.Type != "exchange:status" || m.Status != "up" {
+		t.Fatalf("got %s, want status up", m.Raw)
 	}
 }

@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pongcast/pongcast/hub/hubtest"
+	"github.com/pongcast/pongcast/protocol"
 )
 
 // blackholeRedis is an address that accepts connections and never
@@ -97,5 +100,65 @@ func TestHistoryHTTPSlotsBounded(t *testing.T) {
 	})
 	if len(s.history.httpSlots) != historyHTTPSlots-1 {
 		t.Errorf("%d slots taken after the reply, want %d", len(s.history.httpSlots), historyHTTPSlots-1)
+	}
+}
+
+// A history message that waited while the connection refreshed to a
+// narrower token is answered under the token held when it is answered:
+// forbidden for an exchange the new token no longer allows.
+func TestQueuedHistoryUsesTheRefreshedToken(t *testing.T) {
+	s := newRedisTestServer(t, Options{})
+	c := s.dial(t, "", "gateio", "kraken")
+	var sess *session
+	waitFor(t, "the session registered", func() bool {
+		all := s.hub.sessions(nil)
+		if len(all) == 1 {
+			sess = all[0]
+		}
+		return sess != nil
+	})
+	// As if a history goroutine were busy: the next message waits.
+	sess.history.mu.Lock()
+	sess.history.running = true
+	sess.history.mu.Unlock()
+	c.Send(map[string]any{"type": "history", "exchange": "kraken", "id": "h"})
+	c.Send(authMsg(hubtest.Token(t, "tester", 2*time.Hour, "gateio")))
+	c.ReadType("authenticated") // read after the history message: it waits
+	s.wg.Add(1)
+	sess.serveHistoryInbox()
+	if m := c.Read(); m.Type != "error" || m.Code != "forbidden" || string(m.ID) != `"h"` {
+		t.Fatalf("got %s, want forbidden for kraken under the refreshed token", m.Raw)
+	}
+}
+
+// A history read whose requester went away (an HTTP client gone, a
+// connection ended) stops with it instead of holding a slot and a Redis
+// connection until historyQueryTimeout, and is no fault of Redis: not
+// counted as an error.
+func TestHistoryReadEndsWithItsRequester(t *testing.T) {
+	s := newTestServer(t, Options{RedisURL: blackholeRedis(t), KeyPrefix: hubtest.KeyPrefix(t)})
+	claims, err := s.opts.Verifier.Verify(hubtest.Token(t, "h", time.Hour, "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.queryHistory(ctx, claims, protocol.HistoryQuery{Exchange: "gateio"}, 0)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("read for a requester gone: %v, want context.Canceled", err)
+	}
+	if n := testCounter(s.metrics.HistoryQueries.WithLabelValues("error")); n != 0 {
+		t.Errorf("history read errors %v, want 0", n)
+	}
+	// A session's reads end with it.
+	var in historyInbox
+	in.ctx, in.cancel = context.WithCancel(context.Background())
+	in.end()
+	if in.ctx.Err() == nil {
+		t.Error("the inbox context outlives its session")
 	}
 }

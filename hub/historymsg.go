@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pongcast/pongcast/auth"
+	"github.com/pongcast/pongcast/hub/health"
+	"github.com/pongcast/pongcast/hub/internal/wsconn"
 	"github.com/pongcast/pongcast/protocol"
 )
 
@@ -20,8 +22,9 @@ const historyRebuildSpan = 24 * time.Hour
 
 // queryHistory answers one history request of a holder of claims within
 // budget bytes of pongs (0: historyHTTPBytes), bounded by
-// historyQueryTimeout.
-func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
+// historyQueryTimeout and by ctx: a requester gone away (its HTTP
+// request, its connection) holds no Redis connection or slot for it.
+func (s *Server) queryHistory(ctx context.Context, claims auth.Claims, q protocol.HistoryQuery, budget int) (historyPage, error) {
 	switch {
 	case !claims.Allows(q.Exchange):
 		return historyPage{}, fmt.Errorf("%w: %s", ErrForbidden, q.Exchange)
@@ -34,9 +37,12 @@ func (s *Server) queryHistory(claims auth.Claims, q protocol.HistoryQuery, budge
 	if budget <= 0 {
 		budget = historyHTTPBytes
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), historyQueryTimeout)
+	qctx, cancel := context.WithTimeout(ctx, historyQueryTimeout)
 	defer cancel()
-	page, err := s.history.Range(ctx, q, budget)
+	page, err := s.history.Range(qctx, q, budget)
+	if err != nil && ctx.Err() != nil {
+		return historyPage{}, ctx.Err() // nobody to answer: no fault of Redis
+	}
 	if err != nil {
 		s.metrics.HistoryQueries.WithLabelValues("error").Inc()
 		s.history.readLog.log(s.log, slog.LevelWarn, "history read failed", "exchange", q.Exchange, "error", err)
@@ -69,15 +75,21 @@ const historyPending = 8
 type historyInbox struct {
 	mu sync.Mutex
 	// queue is oldest first; the first is the one being answered.
-	queue   []historyRequest
+	queue   []protocol.ClientMessage
 	running bool
+	// ctx ends when the session does (tearDown calls cancel), so that a
+	// read under way stops with it. Nil until the first history message.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-// historyRequest is one history message with the claims it was sent
-// under.
-type historyRequest struct {
-	claims auth.Claims
-	msg    protocol.ClientMessage
+// end cancels the reads of a session that has ended.
+func (in *historyInbox) end() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cancel != nil {
+		in.cancel()
+	}
 }
 
 var historyBusyHTTP = fmt.Sprintf("%d history requests are being served; retry later", historyHTTPSlots)
@@ -99,8 +111,10 @@ func (sess *session) handleHistory(msg protocol.ClientMessage) {
 		sess.reply(protocol.EncodeError(protocol.CodeRateLimited, historyBusyMessage, msg.ID))
 		return
 	}
-	// The reader alone writes claims, so it reads them without the lock.
-	in.queue = append(in.queue, historyRequest{claims: sess.claims, msg: msg})
+	in.queue = append(in.queue, msg)
+	if in.ctx == nil {
+		in.ctx, in.cancel = context.WithCancel(context.Background())
+	}
 	start := !in.running
 	in.running = true
 	in.mu.Unlock()
@@ -123,25 +137,27 @@ func (sess *session) serveHistoryInbox() {
 			in.mu.Unlock()
 			return
 		}
-		r := in.queue[0] // stays until answered: it counts as pending
+		r, ctx := in.queue[0], in.ctx // r stays until answered: it counts as pending
 		in.mu.Unlock()
 		if !sess.conn.Closing() {
-			sess.answerHistory(r.claims, r.msg)
+			sess.answerHistory(ctx, r)
 		}
 		in.mu.Lock()
 		n := copy(in.queue, in.queue[1:])
-		in.queue[n] = historyRequest{} // an idle session holds no old request
+		in.queue[n] = protocol.ClientMessage{} // an idle session holds no old request
 		in.queue = in.queue[:n]
 		in.mu.Unlock()
 	}
 }
 
-// answerHistory reads and sends the reply to one history message.
-func (sess *session) answerHistory(claims auth.Claims, msg protocol.ClientMessage) {
+// answerHistory reads and sends the reply to one history message, under
+// the token the connection holds now: one refreshed (narrower, say)
+// while the message waited applies to it.
+func (sess *session) answerHistory(ctx context.Context, msg protocol.ClientMessage) {
 	s := sess.srv
 	q := *msg.History
 	budget := s.opts.MaxMessageBytes - protocol.HistoryOverhead(q.Exchange, msg.ID)
-	page, err := s.queryHistory(claims, q, max(1, budget))
+	page, err := s.queryHistory(ctx, sess.currentClaims(), q, max(1, budget))
 	if err != nil {
 		sess.reply(protocol.EncodeError(historyErrorCode(err), publicText(err), msg.ID))
 		return
@@ -173,7 +189,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	page, err := s.queryHistory(claims, q, 0)
+	page, err := s.queryHistory(r.Context(), claims, q, 0)
 	switch {
 	case errors.Is(err, ErrForbidden):
 		writeHTTPError(w, http.StatusForbidden, protocol.CodeForbidden, publicText(err))
@@ -235,6 +251,33 @@ func (s *Server) rebuildFromHistory(ctx context.Context, known []StoredSnapshot)
 	s.rebuildWithin(ctx, known, historyRebuildTimeout)
 }
 
+// replay rebuilds exchange's health from its history (health.Replay)
+// and sends the snapshot and status it leaves to the exchange's
+// subscribers: the server accepts clients before the rebuild ends, and
+// those that subscribed meanwhile were told unseen, or given the shared
+// snapshot alone. Under the hub's write lock, as expire sends its
+// transitions, so that no subscribe or pong cuts in between. It reports
+// whether the history was taken.
+func (h *Hub) replay(exchange string, past []health.PastPong, env []byte) bool {
+	snap := sessionsPool.Get().(*[]*session)
+	defer sessionsPool.Put(snap)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.health.Replay(exchange, past, env) {
+		return false
+	}
+	targets := h.targetsLocked(exchange, (*snap)[:0])
+	if len(targets) > 0 {
+		var frames [2]*wsconn.Frame
+		for _, f := range h.frames.appendLast(frames[:0], h.health, exchange) {
+			deliverAll(targets, f)
+		}
+	}
+	clear(targets)
+	*snap = targets[:0]
+	return true
+}
+
 // rebuildWithin is rebuildFromHistory within budget; it returns how many
 // exchanges it rebuilt. Each exchange gets an equal share of the time
 // left (what one leaves unused goes to those after it), and its read,
@@ -261,8 +304,7 @@ func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budg
 		past, env, bad, err := s.history.Recent(share, sn.Exchange, from)
 		cancelShare()
 		skipped += bad
-		r := s.hub.health.Replay(sn.Exchange, past, env)
-		if r.Applied {
+		if s.hub.replay(sn.Exchange, past, env) {
 			exchanges++
 			pongs += len(past)
 		}

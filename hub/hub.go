@@ -155,6 +155,12 @@ func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 	if err != nil {
 		return err
 	}
+	over := 0
+	defer func() { // after the unlock: no logging under the hub's lock
+		if over > 0 {
+			s.logOverCap(over)
+		}
+	}()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m, ok := h.members[s]
@@ -202,7 +208,7 @@ func (h *Hub) subscribe(s *session, names []string, id json.RawMessage) error {
 		}
 	}
 	s.conn.Burst(1 + len(owed)) // the reply and what is owed: never a slow consumer for them
-	s.reply(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
+	over = s.replyLocked(protocol.EncodeSubscriptions(protocol.TypeSubscribed, m.set(), h.unseen(m.subs), id))
 	for _, f := range owed {
 		s.deliver(f)
 	}

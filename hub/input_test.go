@@ -1,14 +1,17 @@
 package hub
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,5 +204,68 @@ func TestPublicTextLeavesQuotedInputAlone(t *testing.T) {
 	want := `bad request: invalid exchange name "ok: hub: \"fine": want ...`
 	if got := publicText(err); got != want {
 		t.Fatalf("publicText = %s, want %s", got, want)
+	}
+}
+
+// lockProbe is a log handler that records the lines of msg logged while
+// the logging goroutine held the hub's lock (a slow log sink must not
+// stall the publishers): it takes the lock from another goroutine, which
+// gets it at once unless the logger holds it.
+type lockProbe struct {
+	slog.Handler
+	msg    string
+	hub    func() *Hub
+	mu     sync.Mutex
+	locked int
+	logged chan struct{} // a value per line of msg, once probed
+}
+
+func (p *lockProbe) Handle(ctx context.Context, r slog.Record) error {
+	if h := p.hub(); h != nil && r.Message == p.msg {
+		got := make(chan struct{})
+		go func() {
+			h.mu.Lock()
+			h.mu.Unlock()
+			close(got)
+		}()
+		select {
+		case <-got:
+		case <-time.After(2 * time.Second): // held by this goroutine: never free while it logs
+			p.mu.Lock()
+			p.locked++
+			p.mu.Unlock()
+		}
+		p.logged <- struct{}{}
+	}
+	return p.Handler.Handle(ctx, r)
+}
+
+// A subscribed reply over the message cap is replaced by an internal
+// error and logged, but not under the hub's lock.
+func TestReplyOverCapLoggedOutsideTheHubLock(t *testing.T) {
+	var s *testServer
+	var ready atomic.Bool
+	probe := &lockProbe{Handler: slog.NewTextHandler(io.Discard, nil), msg: "reply over the message cap", logged: make(chan struct{}, 1), hub: func() *Hub {
+		if !ready.Load() {
+			return nil
+		}
+		return s.hub
+	}}
+	s = newTestServer(t, Options{MaxMessageBytes: 1024, MaxSubscriptions: 100, Logger: slog.New(probe)})
+	ready.Store(true)
+	c := s.dial(t, "", "*")
+	var names []string
+	for i := range 30 {
+		names = append(names, fmt.Sprintf("exchange-with-a-long-name-%02d", i))
+	}
+	c.Send(map[string]any{"type": "subscribe", "exchanges": names})
+	if m := c.ReadType("error"); m.Code != "internal" {
+		t.Fatalf("got %s, want internal for a reply over the cap", m.Raw)
+	}
+	<-probe.logged
+	probe.mu.Lock()
+	defer probe.mu.Unlock()
+	if probe.locked > 0 {
+		t.Fatal("the reply over the cap was logged under the hub's lock")
 	}
 }

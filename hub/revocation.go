@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -97,9 +96,46 @@ type revocationList struct {
 
 	mu    sync.RWMutex
 	byKey map[string]auth.Revocation
-	// loaded: the list has been loaded from Redis since the control
-	// channel's subscription last became live (readiness waits for it).
-	loaded atomic.Bool
+	// readyMu guards gen and loaded. loaded: the list has been loaded
+	// from Redis since the control channel's subscription last became
+	// live (readiness waits for it). gen counts those becomings-live: a
+	// load that began before the latest one does not count, since what
+	// was announced while the subscription was down may postdate it.
+	readyMu sync.Mutex
+	gen     uint64
+	loaded  bool
+}
+
+// invalidate marks the list stale until a load that begins after it ends.
+func (l *revocationList) invalidate() {
+	l.readyMu.Lock()
+	l.gen++
+	l.loaded = false
+	l.readyMu.Unlock()
+}
+
+// loadBegins returns the generation a load starting now is for.
+func (l *revocationList) loadBegins() uint64 {
+	l.readyMu.Lock()
+	defer l.readyMu.Unlock()
+	return l.gen
+}
+
+// loadEnded marks the list loaded if no invalidate came since the load
+// of generation gen began.
+func (l *revocationList) loadEnded(gen uint64) {
+	l.readyMu.Lock()
+	if gen == l.gen {
+		l.loaded = true
+	}
+	l.readyMu.Unlock()
+}
+
+// isLoaded reports whether the list is loaded for the live subscription.
+func (l *revocationList) isLoaded() bool {
+	l.readyMu.Lock()
+	defer l.readyMu.Unlock()
+	return l.loaded
 }
 
 func newRevocationList(o Options) *revocationList {
@@ -236,6 +272,7 @@ func (s *Server) runRevocations(ctx context.Context) {
 		case <-retry:
 		}
 		retry = nil
+		gen := s.revocations.loadBegins()
 		lctx, cancel := context.WithTimeout(ctx, revocationLoadTimeout)
 		n, err := s.revocations.load(lctx, s.snapClient, s.opts.KeyPrefix, time.Now())
 		cancel()
@@ -251,7 +288,7 @@ func (s *Server) runRevocations(ctx context.Context) {
 			continue
 		}
 		backoff = revocationRetryMin
-		s.revocations.loaded.Store(true)
+		s.revocations.loadEnded(gen)
 		s.log.Info("revocation list loaded", "entries", n)
 		s.closeRevoked(func(c *session) bool { return c.revokedNow(s.revocations) })
 	}
@@ -263,7 +300,7 @@ func (s *Server) controlLive() {
 	// Not ready until then: what was announced while the subscription
 	// was down is not known yet, and a load balancer should send new
 	// clients elsewhere for that moment.
-	s.revocations.loaded.Store(false)
+	s.revocations.invalidate()
 	select {
 	case s.reloadRevocations <- struct{}{}:
 	default: // a load is due already

@@ -196,3 +196,21 @@ func TestRevocationBurstSweptInFewPasses(t *testing.T) {
 		t.Fatalf("%d passes for a burst of %d announcements, want at most 2", got, n)
 	}
 }
+
+// A load that began before the control subscription became live again
+// does not make the server ready: what was announced while it was down
+// may postdate that load, so only the reload that follows counts.
+func TestRevocationLoadBeforeReconnectDoesNotMakeReady(t *testing.T) {
+	l := newRevocationList(Options{MaxRevocations: 10, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	l.invalidate() // the subscription becomes live at start
+	early := l.loadBegins()
+	l.invalidate() // a reconnect while that load runs
+	l.loadEnded(early)
+	if l.isLoaded() {
+		t.Fatal("loaded after a load that began before the reconnect")
+	}
+	l.loadEnded(l.loadBegins())
+	if !l.isLoaded() {
+		t.Fatal("not loaded after the reload that follows the reconnect")
+	}
+}

@@ -247,7 +247,7 @@ func (s *Server) closeStoreClients() {
 // subscription is live and the revocation list has been loaded once
 // (always true without a RedisURL).
 func (s *Server) Ready() bool {
-	return !s.closing.Load() && (s.feed == nil || s.feed.ready.Load() && s.revocations.loaded.Load())
+	return !s.closing.Load() && (s.feed == nil || s.feed.ready.Load() && s.revocations.isLoaded())
 }
 
 // Clients returns the number of connected clients.

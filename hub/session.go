@@ -73,11 +73,24 @@ func (s *session) deliver(f *wsconn.Frame) bool {
 // reply sends a reply to the client. Replies are built to fit the cap;
 // the check is the last line of defence for that promise.
 func (s *session) reply(data []byte) {
+	if over := s.replyLocked(data); over > 0 {
+		s.logOverCap(over)
+	}
+}
+
+// replyLocked is reply for a caller holding the hub's lock: it logs
+// nothing (a slow log handler would stall every publisher), and returns
+// the size of a reply over the cap, for the caller to log once unlocked.
+func (s *session) replyLocked(data []byte) (over int) {
 	if len(data) > s.srv.opts.MaxMessageBytes {
-		s.srv.log.Error("reply over the message cap", "client", s, "bytes", len(data))
-		data = replyTooLarge
+		over, data = len(data), replyTooLarge
 	}
 	s.deliver(wsconn.TextFrame(data))
+	return over
+}
+
+func (s *session) logOverCap(bytes int) {
+	s.srv.log.Error("reply over the message cap", "client", s, "bytes", bytes)
 }
 
 var replyTooLarge = protocol.EncodeError(protocol.CodeInternal, "the reply would pass the message cap", nil)
@@ -93,6 +106,12 @@ func (s *session) readLoop() {
 		}
 		if s.conn.Closing() {
 			continue // drain until the close handshake ends the read
+		}
+		if !s.authenticated() && (typ != websocket.MessageText || !utf8.Valid(data)) {
+			// Before auth, anything but an auth message is refused
+			// the one way the contract names, whatever the frame.
+			s.refuseFirstMessage()
+			continue
 		}
 		if typ != websocket.MessageText {
 			s.conn.Close(causeBinary)
@@ -162,6 +181,7 @@ var rateLimitedMessage = protocol.EncodeError(protocol.CodeRateLimited, "too man
 // finishes (a close frame still on its way goes out), timers stop, and
 // the hub forgets the client.
 func (s *session) tearDown() {
+	s.history.end()
 	s.stopTimer()
 	s.expiring.Wait() // it ran, or is running
 	s.conn.Finish()

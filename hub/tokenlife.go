@@ -57,6 +57,14 @@ func (s *session) subject() string {
 	return s.claims.Subject
 }
 
+// currentClaims is the token held now, for a goroutine other than the
+// reader.
+func (s *session) currentClaims() auth.Claims {
+	s.token.mu.Lock()
+	defer s.token.mu.Unlock()
+	return s.claims
+}
+
 // authenticated reports whether the session holds a verified token. The
 // reader's view; others call it under token.mu.
 func (s *session) authenticated() bool { return s.token.authed }
@@ -231,9 +239,7 @@ func authErrorCode(err error) string {
 func (s *session) firstMessage(data []byte) {
 	msg, err := protocol.DecodeClientMessage(data, s.srv.maxListNames())
 	if err != nil || msg.Type != protocol.TypeAuth {
-		s.srv.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)).Inc()
-		s.reply(authFirstMessage)
-		s.conn.Close(causeUnauthorized)
+		s.refuseFirstMessage()
 		return
 	}
 	now := time.Now()
@@ -258,6 +264,11 @@ func (s *session) firstMessage(data []byte) {
 	s.claims, s.token.authed = claims, true
 	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()
+	if s.conn.Closing() {
+		// Given up for room (giveWay) before authed was set: it has
+		// been told unauthorized; its slot goes back at tearDown.
+		return
+	}
 	s.conn.SetReadLimit(s.srv.opts.MaxMessageBytes)
 	if s.srv.revokedSince(claims, s) {
 		return
@@ -268,6 +279,14 @@ func (s *session) firstMessage(data []byte) {
 		s.token.initial = nil
 		s.subscribe(initial, nil)
 	}
+}
+
+// refuseFirstMessage ends a connection that has not authenticated and
+// sent something other than an auth message: error unauthorized, 1008.
+func (s *session) refuseFirstMessage() {
+	s.srv.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)).Inc()
+	s.reply(authFirstMessage)
+	s.conn.Close(causeUnauthorized)
 }
 
 // refresh handles an auth message on an authenticated connection: a good

@@ -105,7 +105,10 @@ func TestFirstMessageAuthRefusals(t *testing.T) {
 		{"expired", authMsg(expired), "token_expired"},
 		{"revoked", authMsg(revoked), "token_revoked"},
 		{"silence", nil, "unauthorized"},
+		{"binary", []byte(`{"type":"auth"}`), "unauthorized"},
+		{"invalid UTF-8", "\xff\xfe", "unauthorized"},
 	}
+	failures := testCounter(s.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)))
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := s.dialBare(t, "")
@@ -113,11 +116,20 @@ func TestFirstMessageAuthRefusals(t *testing.T) {
 			case nil:
 			case string:
 				c.SendRaw([]byte(v))
+			case []byte:
+				if err := c.Conn.Write(t.Context(), websocket.MessageBinary, v); err != nil {
+					t.Fatal(err)
+				}
 			default:
 				c.Send(v)
 			}
 			expectRefused(t, c, tc.code)
 		})
+	}
+	// Every refusal for want of an auth message first is counted, the
+	// binary and invalid UTF-8 frames too.
+	if got := testCounter(s.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing))) - failures; got != 7 {
+		t.Errorf("%v auth failures for a missing token, want 7", got)
 	}
 	for _, tok := range []string{expired, revoked, forged} {
 		if strings.Contains(logs.String(), tok) {

@@ -125,10 +125,17 @@ func (g *unauthGate) removeLocked(t waitTicket) {
 }
 
 // giveWay closes a connection given up for room: it has waited longest
-// for its auth message.
+// for its auth message. Its place in the gate is gone already (acquire
+// removed it), so a connection spared here holds none, as it would
+// after its own release.
 func (c *session) giveWay() {
-	if c.conn.Closing() {
-		return // ending already (its auth timeout, say): nothing refused
+	// Under token.mu, so that the reader cannot authenticate between the
+	// check and the close: a connection that has just authenticated keeps
+	// its place, one told unauthorized is never told authenticated after.
+	c.token.mu.Lock()
+	defer c.token.mu.Unlock()
+	if c.token.authed || c.conn.Closing() {
+		return // authenticated, or ending already (its auth timeout, say): nothing refused
 	}
 	c.srv.metrics.HandshakeRefusals.WithLabelValues(string(admitUnauthFull)).Inc() // as pending_full counts its own
 	c.reply(authGaveWayMessage)

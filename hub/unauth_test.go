@@ -84,3 +84,26 @@ func TestAuthenticatedComesBeforeAnImmediateWarning(t *testing.T) {
 		}
 	}
 }
+
+// A connection given up for room just as it authenticates (acquire picked
+// it, then its auth message came first) is not closed: giveWay sees it
+// authenticated and leaves it be, so it never gets authenticated and then
+// an unauthorized close.
+func TestGiveWaySparesAnAuthenticatedConnection(t *testing.T) {
+	s := newTestServer(t, Options{AuthTimeout: time.Minute})
+	c := s.dialBare(t, "")
+	c.Send(authMsg(hubtest.Token(t, "n", time.Hour, "*")))
+	c.ReadType("authenticated")
+	all := s.hub.sessions(nil)
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want 1", len(all))
+	}
+	all[0].giveWay()
+	c.Send(map[string]any{"type": "ping"})
+	if m := c.Read(); m.Type != "pong" {
+		t.Fatalf("got %s, want pong: an authenticated connection was given up", m.Raw)
+	}
+	if got := testCounter(s.metrics.HandshakeRefusals.WithLabelValues(string(admitUnauthFull))); got != 0 {
+		t.Fatalf("unauthenticated_full counted %v, want 0", got)
+	}
+}

@@ -9,20 +9,6 @@ type PastPong struct {
 	Received time.Time
 }
 
-// Replayed is what Replay did.
-type Replayed struct {
-	// Applied says the history was taken; false when the exchange has
-	// observed a pong already (or is past MaxExchanges, or past is
-	// empty), so nothing changed.
-	Applied bool
-	// Changed says the exchange's status is another than before (it had
-	// none, as a rule); Transition goes from the status before to the one
-	// now, for the gauges of statuses. Nobody has been told of the
-	// transitions in between: they are history.
-	Changed    bool
-	Transition Transition
-}
-
 // Replay rebuilds exchange's status, statistics and snapshot from its
 // history, past (oldest first), as Observe would have built them had it
 // seen those pongs live, with the stale stretches Expire would have
@@ -37,22 +23,27 @@ type Replayed struct {
 // observed, the live timeline wins and the history is ignored, so no
 // pong is counted twice. Call it at start, before the feed delivers; the
 // deadline it leaves may have passed, which the next Expire finds.
-func (t *Tracker) Replay(exchange string, past []PastPong, env []byte) Replayed {
+//
+// It reports whether the history was taken; false when the exchange has
+// observed a pong already (or is past MaxExchanges, or past is empty),
+// so nothing changed. The transitions in between are history: a caller
+// tells subscribers of the status and snapshot it leaves (Status,
+// Snapshot).
+func (t *Tracker) Replay(exchange string, past []PastPong, env []byte) bool {
 	if len(past) == 0 {
-		return Replayed{}
+		return false
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	e := t.byName[exchange]
 	switch {
 	case e != nil && e.cur.Status != "":
-		return Replayed{}
+		return false
 	case e == nil:
 		if e = t.addLocked(exchange); e == nil {
-			return Replayed{}
+			return false
 		}
 	}
-	before := e.cur.Status
 	for i, p := range past {
 		if e.cur.Status != "" && e.cur.Status != StatusStale && e.heapIdx[staleHeap] >= 0 && e.deadline < unixMs(p.Received) {
 			t.stale.remove(e)
@@ -64,10 +55,5 @@ func (t *Tracker) Replay(exchange string, past []PastPong, env []byte) Replayed 
 		}
 		t.observeLocked(e, p.Sample, p.Received, last)
 	}
-	r := Replayed{Applied: true, Changed: e.cur.Status != before}
-	if r.Changed {
-		r.Transition = e.cur
-		r.Transition.Previous = before
-	}
-	return r
+	return true
 }

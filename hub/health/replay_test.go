@@ -45,9 +45,11 @@ func TestReplayEqualsLive(t *testing.T) {
 		live.Observe("gateio", p.Sample, p.Received, envAt("gateio", p.Received))
 	}
 	last := past[len(past)-1].Received
-	r := replayed.Replay("gateio", past, envAt("gateio", last))
-	if !r.Applied || !r.Changed || r.Transition.Previous != "" || r.Transition.Status != StatusUp {
-		t.Fatalf("Replay = %+v, want applied, from no status to up", r)
+	if !replayed.Replay("gateio", past, envAt("gateio", last)) {
+		t.Fatal("Replay not applied")
+	}
+	if st, _ := replayed.Status("gateio"); st.Status != StatusUp {
+		t.Fatalf("status after Replay %+v, want up", st)
 	}
 	for _, now := range []time.Time{last, last.Add(time.Minute), last.Add(time.Hour)} {
 		live.Expire(now)
@@ -81,25 +83,28 @@ func TestReplayNeverAfterLive(t *testing.T) {
 	tr := newTracker(t, Config{})
 	past := []PastPong{{Sample: connected(10), Received: at(0)}, {Sample: connected(12), Received: at(time.Second)}}
 	observe(tr, "gateio", connected(30), at(2*time.Second))
-	if r := tr.Replay("gateio", past, nil); r.Applied {
-		t.Errorf("Replay after a live pong: %+v, want not applied", r)
+	if tr.Replay("gateio", past, nil) {
+		t.Error("Replay after a live pong applied, want not")
 	}
 	if st, _ := tr.Stats("gateio", Window1m, at(3*time.Second)); st.Count != 1 {
 		t.Errorf("count after a refused Replay = %d, want the live pong only", st.Count)
 	}
 	tr.Merge("binance", envAt("binance", at(0)), at(0))
-	if r := tr.Replay("binance", past, nil); !r.Applied || !r.Changed {
-		t.Errorf("Replay of a merged-only exchange: %+v, want applied", r)
+	if !tr.Replay("binance", past, nil) {
+		t.Error("Replay of a merged-only exchange not applied")
+	}
+	if st, _ := tr.Status("binance"); st.Status == "" {
+		t.Error("a merged-only exchange has no status after Replay")
 	}
 	if st, _ := tr.Stats("binance", Window1m, at(3*time.Second)); st.Count != 2 {
 		t.Errorf("count after Replay = %d, want 2", st.Count)
 	}
-	if r := tr.Replay("okx", nil, nil); r.Applied {
-		t.Errorf("Replay of no pongs: %+v, want not applied", r)
+	if tr.Replay("okx", nil, nil) {
+		t.Error("Replay of no pongs applied, want not")
 	}
 	full := newTracker(t, Config{MaxExchanges: 1})
 	observe(full, "gateio", connected(1), at(0))
-	if r := full.Replay("binance", past, nil); r.Applied {
-		t.Errorf("Replay past MaxExchanges: %+v, want not applied", r)
+	if full.Replay("binance", past, nil) {
+		t.Error("Replay past MaxExchanges applied, want not")
 	}
 }
