@@ -266,7 +266,7 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 		if !s.feed.ready.Load() {
 			body.Redis = "not subscribed"
 		}
-		if !s.revocations.loaded.Load() {
+		if !s.revocations.isLoaded() {
 			body.Revocations = "loading"
 		}
 	}

@@ -201,7 +201,7 @@ func (s *Server) serveHistory(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeHTTPError(w, http.StatusInternalServerError, protocol.CodeInternal, publicText(err))
 	case !page.found:
-		writeHTTPError(w, http.StatusNotFound, "not_found", "no history for that exchange: no pong of it recorded")
+		writeHTTPError(w, http.StatusNotFound, protocol.CodeNotFound, "no history for that exchange: no pong of it recorded")
 	default:
 		body := protocol.AppendHistory(nil, false, q.Exchange, page.pongs, page.more, page.cursor, nil)
 		// Not supported by every ResponseWriter (a test's recorder): then
