@@ -261,6 +261,14 @@ func (s *session) firstMessage(data []byte) {
 	s.srv.unauth.release(s.token.waiting)
 	s.token.waiting = nil
 	s.token.mu.Lock()
+	if s.token.stopped {
+		// The timer gave up on it at the auth timeout, just now: its
+		// unauthorized close is on the way, and an authenticated reply
+		// before it would be a lie.
+		s.token.mu.Unlock()
+		s.srv.admission.release(claims.Subject)
+		return
+	}
 	s.claims, s.token.authed = claims, true
 	warn := s.rearmLocked(now)
 	s.token.mu.Unlock()

@@ -107,3 +107,30 @@ func TestGiveWaySparesAnAuthenticatedConnection(t *testing.T) {
 		t.Fatalf("unauthenticated_full counted %v, want 0", got)
 	}
 }
+
+// An auth message that arrives just after the timer gave up at the auth
+// timeout (stopped, its unauthorized close not yet sent) is not answered
+// authenticated: the close that follows would contradict it.
+func TestAuthJustAfterTheTimeoutIsNotAnswered(t *testing.T) {
+	s := newTestServer(t, Options{AuthTimeout: time.Minute})
+	c := s.dialBare(t, "")
+	all := s.hub.sessions(nil)
+	if len(all) != 1 {
+		t.Fatalf("%d sessions, want 1", len(all))
+	}
+	sess := all[0]
+	sess.token.mu.Lock()
+	sess.token.stopped = true // what onTimer does when the auth timeout has come
+	sess.token.mu.Unlock()
+	c.Send(authMsg(hubtest.Token(t, "late", time.Hour, "*")))
+	c.Send(map[string]any{"type": "ping"}) // still not authenticated: refused
+	if m := c.Read(); m.Type != "error" || m.Code != "unauthorized" {
+		t.Fatalf("got %s, want error unauthorized, not authenticated", m.Raw)
+	}
+	s.admission.mu.Lock()
+	held := s.admission.perUser["late"]
+	s.admission.mu.Unlock()
+	if held != 0 {
+		t.Fatalf("%d connection slots held for late, want 0", held)
+	}
+}
