@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -309,6 +310,15 @@ func (h *historyStore) Run(ctx context.Context) {
 // nothing of Redis: neither a failure nor a success.
 var errLate = errors.New("hub: history pong late, not written")
 
+// errRebuildTime: Recent stopped at its time, after the first page.
+var errRebuildTime = errors.New("hub: history rebuild out of time")
+
+// isTimeout reports whether err is a network timeout.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // failed reports whether a write's error is a failure of Redis.
 func failed(err error) bool { return err != nil && !errors.Is(err, errLate) }
 
@@ -498,11 +508,14 @@ func nextStreamID(c protocol.Cursor) string {
 
 // Recent reads exchange's pongs received since from, oldest first, for
 // health.Tracker.Replay: at most the stream's length (and
-// historyRebuildMax), newest first from Redis, so a read cut short by
-// ctx keeps the newest part (the short windows right). It returns the
-// last envelope too, and how many entries it skipped for not being pong
-// envelopes of exchange. On an error it returns what it read before it.
-func (h *historyStore) Recent(ctx context.Context, exchange string, from time.Time) ([]health.PastPong, []byte, int, error) {
+// historyRebuildMax), newest first from Redis, so a read cut short keeps
+// the newest part (the short windows right). The first page is read
+// whatever the time (within historyQueryTimeout); the pages after it
+// only until until, and a read stopped there ends with errRebuildTime.
+// It returns the last envelope too, and how many entries it skipped for
+// not being pong envelopes of exchange. On an error it returns what it
+// read before it.
+func (h *historyStore) Recent(ctx context.Context, exchange string, from, until time.Time) ([]health.PastPong, []byte, int, error) {
 	key := h.StreamKey(exchange)
 	start := strconv.FormatInt(max(0, from.UnixMilli()), 10) + "-0"
 	end := "+"
@@ -512,10 +525,31 @@ func (h *historyStore) Recent(ctx context.Context, exchange string, from time.Ti
 		skipped int
 	)
 	most := min(h.maxLen, historyRebuildMax)
-	for len(past)+skipped < most {
+	for page := 0; len(past)+skipped < most; page++ {
 		n := min(historyRebuildPage, most-len(past)-skipped)
-		msgs, err := h.reader.XRevRangeN(ctx, key, end, start, int64(n)).Result()
+		var pctx context.Context
+		var cancel context.CancelFunc
+		if page == 0 {
+			// The newest page whatever the time left: every exchange gets
+			// its recent pongs, however slow the machine.
+			pctx, cancel = context.WithTimeout(ctx, historyQueryTimeout)
+		} else {
+			if !time.Now().Before(until) {
+				slices.Reverse(past)
+				return past, last, skipped, fmt.Errorf("hub: read %s: %w", key, errRebuildTime)
+			}
+			pctx, cancel = context.WithDeadline(ctx, until)
+		}
+		msgs, err := h.reader.XRevRangeN(pctx, key, end, start, int64(n)).Result()
+		outOfTime := page > 0 && ctx.Err() == nil && (pctx.Err() != nil || isTimeout(err))
+		cancel()
 		if err != nil {
+			if outOfTime {
+				// go-redis sets the socket's deadline from the context's:
+				// the read can fail as an i/o timeout a moment before the
+				// context says it is done.
+				err = errRebuildTime
+			}
 			slices.Reverse(past)
 			return past, last, skipped, fmt.Errorf("hub: read %s: %w", key, err)
 		}

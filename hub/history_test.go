@@ -539,7 +539,7 @@ func TestHistoryRecentPagesNewestFirst(t *testing.T) {
 	if _, err := pipe.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
-	past, last, skipped, err := st.Recent(ctx, "gateio", time.UnixMilli(base))
+	past, last, skipped, err := st.Recent(ctx, "gateio", time.UnixMilli(base), time.Now().Add(time.Minute))
 	if err != nil || skipped != 1 || len(past) != 999 {
 		t.Fatalf("Recent: %d pongs, %d skipped, %v; want the newest 1000 entries, one of them junk", len(past), skipped, err)
 	}

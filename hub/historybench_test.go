@@ -150,7 +150,7 @@ func BenchmarkHistoryRecent(b *testing.B) {
 	read := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		past, _, skipped, err := st.Recent(ctx, "gateio", from)
+		past, _, skipped, err := st.Recent(ctx, "gateio", from, time.Now().Add(time.Minute))
 		if err != nil || len(past) != entries || skipped != 0 {
 			b.Fatalf("%d entries, %d skipped, %v; want %d", len(past), skipped, err, entries)
 		}

@@ -281,17 +281,15 @@ func (h *Hub) replay(exchange string, past []health.PastPong, env []byte) bool {
 // rebuildWithin is rebuildFromHistory within budget; it returns how many
 // exchanges it rebuilt. Each exchange gets an equal share of the time
 // left (what one leaves unused goes to those after it), and its read,
-// newest first, stops at the end of its share: when there is more
-// history than time, every exchange gets its newest pongs (its short
-// windows right), rather than the first ones all of theirs and the rest
-// nothing.
+// newest first, stops at the end of its share, past its first page: when
+// there is more history than time, every exchange gets its newest pongs
+// (its short windows right), rather than the first ones all of theirs
+// and the rest nothing, however slow the machine.
 func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budget time.Duration) int {
 	if s.history == nil || len(known) == 0 {
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	deadline, _ := ctx.Deadline()
+	deadline := time.Now().Add(budget)
 	from := time.Now().Add(-historyRebuildSpan)
 	var exchanges, pongs, skipped, cut, left int
 	var lastErr error
@@ -300,9 +298,10 @@ func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budg
 			left = len(known) - i
 			break
 		}
-		share, cancelShare := context.WithTimeout(ctx, time.Until(deadline)/time.Duration(len(known)-i))
-		past, env, bad, err := s.history.Recent(share, sn.Exchange, from)
-		cancelShare()
+		// An equal share of the time left; past the budget, the newest
+		// page alone, so that every exchange has its recent pongs.
+		share := time.Now().Add(time.Until(deadline) / time.Duration(len(known)-i))
+		past, env, bad, err := s.history.Recent(ctx, sn.Exchange, from, share)
 		skipped += bad
 		if s.hub.replay(sn.Exchange, past, env) {
 			exchanges++
@@ -311,6 +310,12 @@ func (s *Server) rebuildWithin(ctx context.Context, known []StoredSnapshot, budg
 		if err != nil {
 			cut++
 			lastErr = err
+			if !errors.Is(err, errRebuildTime) {
+				// Redis failed or did not answer a first page in time:
+				// the others would fare no better.
+				left = len(known) - i - 1
+				break
+			}
 		}
 	}
 	if lastErr != nil || left > 0 {
