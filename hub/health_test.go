@@ -114,7 +114,9 @@ func TestSnapshotAndStatusOnSubscribe(t *testing.T) {
 // with previous, since and reason; a client whose token does not allow
 // the exchange hears none of it. In process and through Redis.
 func TestStatusTransitions(t *testing.T) {
-	runOnFeeds(t, Options{StaleAfter: 300 * time.Millisecond, LatencyAlertMs: 100}, statusTransitions)
+	// No stale deadline can pass between two steps, however slow the
+	// machine: the timer has TestStaleFoundByTheTimer to itself.
+	runOnFeeds(t, Options{StaleAfter: time.Hour, LatencyAlertMs: 100}, statusTransitions)
 }
 
 func statusTransitions(t *testing.T, s *testServer, publish func(*testing.T, string)) {
@@ -145,18 +147,45 @@ func statusTransitions(t *testing.T, s *testServer, publish func(*testing.T, str
 			t.Fatalf("step %d: %s, want %s after %q (%s)", i, m.Raw, st.want, st.prev, st.says)
 		}
 	}
-	// Silence: stale, found by the timer, since the last pong + 300 ms.
+	if got := exchangesGauge(t, s.metrics, "up"); got != 1 {
+		t.Fatalf("exchanges{up} = %v, want 1", got)
+	}
+	other.Send(map[string]any{"type": "ping", "id": "end"})
+	if m := other.Read(); m.Type != "pong" {
+		t.Fatalf("a client not allowed gateio got %s", m.Raw)
+	}
+}
+
+// Silence makes an exchange stale, found by the timer at the last pong +
+// StaleAfter, and its next pong makes it up again; a client not allowed
+// the exchange hears neither. In process and through Redis.
+func TestStaleFoundByTheTimer(t *testing.T) {
+	runOnFeeds(t, Options{StaleAfter: 300 * time.Millisecond}, staleFoundByTheTimer)
+}
+
+func staleFoundByTheTimer(t *testing.T, s *testServer, publish func(*testing.T, string)) {
+	c := s.dial(t, "exchanges=gateio", "gateio")
+	c.ReadType("subscribed")
+	other := s.dial(t, "", "binance")
+	other.Send(map[string]any{"type": "subscribe", "exchanges": []string{"*"}})
+	other.ReadType("subscribed")
+	publish(t, pongJSON("gateio", 5, "connected"))
+	pong := c.ReadType("exchange:pong")
+	if m := c.Read(); m.Type != "exchange:status" || m.Status != "up" {
+		t.Fatalf("after the pong: %s, want up", m.Raw)
+	}
 	m := c.Read()
-	if m.Type != "exchange:status" || m.Status != "stale" || m.Previous != "up" || m.Reason != "no pong for 300ms" {
-		t.Fatalf("after silence: %s, want stale", m.Raw)
+	if m.Type != "exchange:status" || m.Status != "stale" || m.Previous != "up" || m.Reason != "no pong for 300ms" ||
+		m.Since != pong.Timestamp+300 {
+		t.Fatalf("after silence: %s, want stale since the pong (%d) + 300 ms", m.Raw, pong.Timestamp)
+	}
+	if got := exchangesGauge(t, s.metrics, "stale"); got != 1 {
+		t.Fatalf("exchanges{stale} = %v, want 1", got)
 	}
 	publish(t, pongJSON("gateio", 5, "connected"))
 	c.ReadType("exchange:pong")
 	if m := c.Read(); m.Status != "up" || m.Previous != "stale" {
 		t.Fatalf("after a pong: %s, want up after stale", m.Raw)
-	}
-	if got := exchangesGauge(t, s.metrics, "up"); got != 1 {
-		t.Fatalf("exchanges{up} = %v, want 1", got)
 	}
 	other.Send(map[string]any{"type": "ping", "id": "end"})
 	if m := other.Read(); m.Type != "pong" {

@@ -84,7 +84,11 @@ func TestFirstMessageAuth(t *testing.T) {
 // never logged, refused or not.
 func TestFirstMessageAuthRefusals(t *testing.T) {
 	logs := &syncLog{}
-	s := newTestServer(t, Options{AuthTimeout: 300 * time.Millisecond,
+	// A timeout no send can miss on a slow machine, and a short one for
+	// the silence alone, on a server of its own.
+	s := newTestServer(t, Options{AuthTimeout: time.Minute,
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	quick := newTestServer(t, Options{AuthTimeout: 300 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	expired := hubtest.Sign(t, auth.TokenSpec{Subject: "x", Exchanges: []string{"*"}, TTL: time.Hour, Now: time.Now().Add(-2 * time.Hour)})
 	revoked := hubtest.Token(t, "x", time.Hour, "*")
@@ -108,10 +112,18 @@ func TestFirstMessageAuthRefusals(t *testing.T) {
 		{"binary", []byte(`{"type":"auth"}`), "unauthorized"},
 		{"invalid UTF-8", "\xff\xfe", "unauthorized"},
 	}
-	failures := testCounter(s.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)))
+	missing := func() float64 {
+		return testCounter(s.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing))) +
+			testCounter(quick.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing)))
+	}
+	failures := missing()
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c := s.dialBare(t, "")
+			srv := s
+			if tc.send == nil {
+				srv = quick
+			}
+			c := srv.dialBare(t, "")
 			switch v := tc.send.(type) {
 			case nil:
 			case string:
@@ -128,7 +140,7 @@ func TestFirstMessageAuthRefusals(t *testing.T) {
 	}
 	// Every refusal for want of an auth message first is counted, the
 	// binary and invalid UTF-8 frames too.
-	if got := testCounter(s.metrics.AuthFailures.WithLabelValues(auth.Reason(auth.ErrTokenMissing))) - failures; got != 7 {
+	if got := missing() - failures; got != 7 {
 		t.Errorf("%v auth failures for a missing token, want 7", got)
 	}
 	for _, tok := range []string{expired, revoked, forged} {
@@ -235,7 +247,9 @@ func TestRefresh(t *testing.T) {
 // short one), and again for the new token.
 func TestRefreshExtendsAndWarningRearms(t *testing.T) {
 	s := newTestServer(t, Options{AuthTimeout: 5 * time.Second})
-	short := hubtest.Token(t, "e", 3*time.Second, "*")
+	// The refresh goes out at the warning, half the life (3 s) before
+	// exp: room for a slow machine.
+	short := hubtest.Token(t, "e", 6*time.Second, "*")
 	sc, _ := s.opts.Verifier.Verify(short)
 	witness := hubtest.MustDial(t, s.wsURL(""), short)
 	c := s.dialBare(t, "")
@@ -248,7 +262,7 @@ func TestRefreshExtendsAndWarningRearms(t *testing.T) {
 	if time.Now().After(sc.ExpiresAt) {
 		t.Fatal("token_expiring came after exp")
 	}
-	next := hubtest.Token(t, "e", 4*time.Second, "*")
+	next := hubtest.Token(t, "e", 8*time.Second, "*")
 	nc, _ := s.opts.Verifier.Verify(next)
 	c.Send(authMsg(next))
 	c.ReadType("authenticated")
