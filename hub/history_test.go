@@ -22,33 +22,11 @@ import (
 	"github.com/pongcast/pongcast/protocol"
 )
 
-// newRedisTestServer is a testServer with a Redis (opts.RedisURL, or the
-// test's Redis) and a key prefix of its own unless opts names them,
-// running until the test ends; it returns once the feed is live.
+// newRedisTestServer is newRedisServer's testServer, for tests that
+// publish in process or through a store of their own.
 func newRedisTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
-	if opts.RedisURL == "" {
-		opts.RedisURL = hubtest.RedisURL(t)
-	}
-	if opts.Channel == "" {
-		opts.Channel = hubtest.Channel(t)
-	}
-	if opts.KeyPrefix == "" {
-		opts.KeyPrefix = hubtest.KeyPrefix(t)
-	}
-	s := newTestServer(t, opts)
-	dropKeys(t, opts.RedisURL, opts.KeyPrefix)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	waitFor(t, "the feed live", s.Ready)
-	return s
+	return newRedisServer(t, opts).testServer
 }
 
 // dropKeys deletes the keys under prefix when the test ends (after the

@@ -21,8 +21,9 @@ type redisServer struct {
 
 // newRedisServer starts a server on the test's Redis (the real one when
 // PONGCAST_TEST_REDIS_URL is set, an embedded one otherwise), with a
-// channel and key prefix of the test's own unless opts names them, and
-// returns once its subscription is live.
+// channel and key prefix of the test's own unless opts names them (their
+// keys dropped when the test ends), and returns once its subscription is
+// live.
 func newRedisServer(t *testing.T, opts Options) *redisServer {
 	t.Helper()
 	if opts.RedisURL == "" {
@@ -34,25 +35,10 @@ func newRedisServer(t *testing.T, opts Options) *redisServer {
 	if opts.KeyPrefix == "" {
 		opts.KeyPrefix = hubtest.KeyPrefix(t)
 	}
-	ropts, err := redis.ParseURL(opts.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := redis.NewClient(ropts)
-	t.Cleanup(func() {
-		_ = admin.Del(context.Background(), opts.KeyPrefix+snapshotKeySuffix).Err()
-		_ = admin.Close()
-	})
+	admin := adminClient(t, opts.RedisURL)
 	ts := newTestServer(t, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- ts.Run(ctx) }()
-	t.Cleanup(func() { // before the Shutdown newTestServer registered
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
+	dropKeys(t, opts.RedisURL, opts.KeyPrefix)
+	runServer(t, ts) // stopped before the Shutdown newTestServer registered
 	waitFor(t, "the Redis subscription", ts.Ready)
 	return &redisServer{testServer: ts, redisURL: opts.RedisURL, channel: opts.Channel, admin: admin}
 }
