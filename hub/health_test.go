@@ -119,12 +119,20 @@ func TestStatusTransitions(t *testing.T) {
 	runOnFeeds(t, Options{StaleAfter: time.Hour, LatencyAlertMs: 100}, statusTransitions)
 }
 
-func statusTransitions(t *testing.T, s *testServer, publish func(*testing.T, string)) {
-	c := s.dial(t, "exchanges=gateio", "gateio")
+// gateioAndOutsider connects a subscriber of gateio, and a client
+// subscribed to * whose token allows only binance.
+func gateioAndOutsider(t *testing.T, s *testServer) (c, other *hubtest.Client) {
+	t.Helper()
+	c = s.dial(t, "exchanges=gateio", "gateio")
 	c.ReadType("subscribed")
-	other := s.dial(t, "", "binance")
+	other = s.dial(t, "", "binance")
 	other.Send(map[string]any{"type": "subscribe", "exchanges": []string{"*"}})
 	other.ReadType("subscribed")
+	return c, other
+}
+
+func statusTransitions(t *testing.T, s *testServer, publish func(*testing.T, string)) {
+	c, other := gateioAndOutsider(t, s)
 
 	steps := []struct {
 		latency          int
@@ -164,11 +172,7 @@ func TestStaleFoundByTheTimer(t *testing.T) {
 }
 
 func staleFoundByTheTimer(t *testing.T, s *testServer, publish func(*testing.T, string)) {
-	c := s.dial(t, "exchanges=gateio", "gateio")
-	c.ReadType("subscribed")
-	other := s.dial(t, "", "binance")
-	other.Send(map[string]any{"type": "subscribe", "exchanges": []string{"*"}})
-	other.ReadType("subscribed")
+	c, other := gateioAndOutsider(t, s)
 	publish(t, pongJSON("gateio", 5, "connected"))
 	pong := c.ReadType("exchange:pong")
 	if m := c.Read(); m.Type != "exchange:status" || m.Status != "up" {
